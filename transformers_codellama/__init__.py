@@ -1,0 +1,13 @@
+"""Code Llama for Hugging Face transformers: exact tokenizers, Auto-class registration, pipelines, conversion.
+
+Importing this package registers Code Llama's config, model and tokenizers with the transformers Auto classes.
+"""
+
+from .configuration_code_llama import CodeLlamaConfig
+from .tiny_tokenizer import TINY_MODEL_PATH
+from .tokenization_code_llama import CodeLlamaTokenizer
+from .tokenization_code_llama_fast import CodeLlamaTokenizerFast
+
+__version__ = "0.1.0"
+
+__all__ = ["TINY_MODEL_PATH", "CodeLlamaConfig", "CodeLlamaTokenizer", "CodeLlamaTokenizerFast", "__version__"]

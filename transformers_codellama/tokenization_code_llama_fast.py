@@ -1,0 +1,193 @@
+"""`CodeLlamaTokenizerFast`: Meta's Code Llama tokenizer on the `tokenizers` library, id for id with SentencePiece."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from shutil import copyfile
+from typing import Any
+
+from sentencepiece import sentencepiece_model_pb2 as model_pb2
+from tokenizers import AddedToken, Tokenizer, decoders, normalizers
+from tokenizers.models import BPE
+from transformers import PreTrainedTokenizerFast
+
+from .tokenization_code_llama import CodeLlamaTokenizer
+from .tokenization_shared import CodeLlamaTokenizerMixin, split_init_kwargs
+
+VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model", "tokenizer_file": "tokenizer.json"}
+_NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED, _BYTE = 1, 2, 3, 4, 6
+_BPE = 2
+
+
+def backend_from_sentencepiece(model: bytes, *, source: str = "tokenizer.model") -> Tokenizer:
+    """Build a `tokenizers.Tokenizer` that encodes and decodes exactly as SentencePiece does with `model`.
+
+    SentencePiece BPE merges the adjacent pair whose union is the best-scored piece; a `tokenizers` BPE whose
+    merge ranks follow the pieces' scores makes the same choices. The dummy prefix and the space escaping become
+    normalizers (not a pre-tokenizer: SentencePiece does not split on whitespace), and user-defined pieces become
+    added tokens matched on the normalized text, as SentencePiece matches them.
+    """
+    proto = model_pb2.ModelProto()
+    try:
+        proto.ParseFromString(model)
+    except Exception:  # protobuf raises its own DecodeError type
+        raise ValueError(f"{source} is not a SentencePiece model") from None
+    spec, normalizer = proto.trainer_spec, proto.normalizer_spec
+    found = (spec.model_type, spec.byte_fallback, normalizer.add_dummy_prefix, normalizer.remove_extra_whitespaces)
+    if found != (_BPE, True, True, False) or normalizer.precompiled_charsmap:
+        raise ValueError(
+            f"{source}: expected Code Llama's kind of SentencePiece model (BPE, byte fallback, dummy prefix, identity "
+            f"normalization); got model_type={spec.model_type}, byte_fallback={spec.byte_fallback}, "
+            f"add_dummy_prefix={normalizer.add_dummy_prefix}, remove_extra_whitespaces={normalizer.remove_extra_whitespaces}"
+        )
+    vocab = {piece.piece: index for index, piece in enumerate(proto.pieces)}
+    ranked = []
+    for index, piece in enumerate(proto.pieces):
+        if piece.type != _NORMAL:
+            continue
+        text = piece.piece
+        for cut in range(1, len(text)):
+            left, right = text[:cut], text[cut:]
+            if left in vocab and right in vocab:
+                ranked.append((-piece.score, index, vocab[left], left, right))
+    ranked.sort()
+    unk = proto.pieces[spec.unk_id].piece
+    backend = Tokenizer(BPE(vocab, [(left, right) for *_, left, right in ranked], unk_token=unk, fuse_unk=True, byte_fallback=True))
+    backend.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    backend.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    backend.add_special_tokens(
+        [AddedToken(p.piece, special=True, normalized=False) for p in proto.pieces if p.type in (_UNKNOWN, _CONTROL)]
+    )
+    backend.add_tokens(
+        [AddedToken(p.piece, special=False, normalized=True) for p in proto.pieces if p.type == _USER_DEFINED]
+    )
+    return backend
+
+
+def _is_exact_backend(backend: Tokenizer) -> bool:
+    """Whether a loaded tokenizer.json has this package's SentencePiece-equivalent structure."""
+    normalizer = backend.normalizer
+    return (
+        type(backend.model).__name__ == "BPE"
+        and bool(getattr(backend.model, "byte_fallback", False))
+        and backend.pre_tokenizer is None
+        and isinstance(normalizer, normalizers.Sequence)
+        and repr(normalizer) == repr(normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")]))
+    )
+
+
+class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast):
+    r"""
+    Code Llama's tokenizer on the `tokenizers` library, with the same arguments and results as
+    [`CodeLlamaTokenizer`], id for id.
+
+    It loads `tokenizer.json` when that file has this package's SentencePiece-equivalent structure, and otherwise
+    converts `tokenizer.model` exactly (older `tokenizer.json` files, and transformers v5's own conversion, differ
+    from SentencePiece on leading whitespace). Infilling prompts are encoded with one batched call of a private,
+    never-reconfigured copy of the backend, so concurrent calls on one instance cannot disturb each other.
+
+    Example:
+
+    ```python
+    >>> from transformers_codellama import TINY_MODEL_PATH, CodeLlamaTokenizerFast
+    >>> tokenizer = CodeLlamaTokenizerFast(vocab_file=str(TINY_MODEL_PATH))
+    >>> batch = tokenizer(["x = <FILL_ME>\n", "y = 2"])
+    >>> batch["input_ids"][0][1] == tokenizer.prefix_id, batch["input_ids"][1][0] == tokenizer.bos_token_id
+    (True, True)
+    ```
+    """
+
+    vocab_files_names = VOCAB_FILES_NAMES
+    slow_tokenizer_class = CodeLlamaTokenizer
+
+    def __init__(
+        self,
+        vocab_file: str | None = None,
+        tokenizer_file: str | None = None,
+        unk_token: str = "<unk>",
+        bos_token: str = "<s>",
+        eos_token: str = "</s>",
+        pad_token: str | None = None,
+        add_bos_token: bool = True,
+        add_eos_token: bool = False,
+        clean_up_tokenization_spaces: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.pop("tokenizer_object", None)
+        backend = _load_backend(vocab_file, tokenizer_file)
+        own, kwargs = split_init_kwargs(kwargs, backend.get_vocab(with_added_tokens=False))
+        kwargs.pop("sp_model_kwargs", None)
+        self.vocab_file = vocab_file
+        super().__init__(
+            tokenizer_object=backend,
+            vocab_file=vocab_file,
+            unk_token=unk_token,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            pad_token=pad_token,
+            add_bos_token=add_bos_token,
+            add_eos_token=add_eos_token,
+            clean_up_tokenization_spaces=clean_up_tokenization_spaces,
+            split_special_tokens=kwargs.pop("split_special_tokens", True),  # text is text: "<s>" in code is not BOS
+            **kwargs,
+        )
+        # A private encoder for plain pieces: the same model and normalizer, no post-processor, and never any
+        # padding/truncation (transformers reconfigures the main backend per call).
+        self._text_backend = Tokenizer(self._tokenizer.model)
+        self._text_backend.normalizer = self._tokenizer.normalizer
+        user_defined = [t for t in self._tokenizer.get_added_tokens_decoder().values() if not t.special]
+        self._text_backend.add_tokens(user_defined)
+        self._init_code_llama(own)
+
+    @classmethod
+    def convert_to_native_format(cls, trust_remote_code: bool = False, **kwargs: Any) -> dict[str, Any]:
+        """Pass the files through untouched: `__init__` decides between tokenizer.json and tokenizer.model."""
+        return kwargs
+
+    @property
+    def can_save_slow_tokenizer(self) -> bool:
+        """Whether `tokenizer.model` is available to save beside `tokenizer.json`."""
+        return bool(self.vocab_file) and os.path.isfile(self.vocab_file)
+
+    def _encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
+        return [encoding.ids for encoding in self._text_backend.encode_batch(list(texts), add_special_tokens=False)]
+
+    def update_post_processor(self) -> None:
+        """Rebuild the BOS/EOS template after changing `bos_token`, `eos_token`, `add_bos_token` or `add_eos_token`."""
+        super().update_post_processor()
+
+    def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
+        """Copy `tokenizer.model` into `save_directory` (when this tokenizer was built from one)."""
+        if not self.can_save_slow_tokenizer:
+            return ()
+        out = os.path.join(save_directory, (filename_prefix + "-" if filename_prefix else "") + "tokenizer.model")
+        if os.path.abspath(self.vocab_file) != os.path.abspath(out):  # type: ignore[arg-type]
+            copyfile(self.vocab_file, out)  # type: ignore[arg-type]
+        return (out,)
+
+    def _save_pretrained(self, save_directory: str | os.PathLike, file_names: tuple[str, ...], *args: Any, **kwargs: Any) -> tuple[str, ...]:
+        # transformers v5 writes only tokenizer.json for fast tokenizers; Code Llama users expect tokenizer.model too.
+        files = super()._save_pretrained(save_directory, file_names, *args, **kwargs)
+        return files + self.save_vocabulary(str(save_directory), kwargs.get("filename_prefix"))
+
+
+def _load_backend(vocab_file: str | None, tokenizer_file: str | None) -> Tokenizer:
+    if tokenizer_file and os.path.isfile(tokenizer_file):
+        backend = Tokenizer.from_file(tokenizer_file)
+        if _is_exact_backend(backend):
+            return backend
+        if not (vocab_file and os.path.isfile(vocab_file)):
+            raise ValueError(
+                f"{tokenizer_file} does not encode as SentencePiece does (it was not written by this package) and "
+                "there is no tokenizer.model beside it to convert exactly"
+            )
+    if not vocab_file or not os.path.isfile(vocab_file):
+        raise ValueError(f"CodeLlamaTokenizerFast needs tokenizer.model or tokenizer.json; {vocab_file!r} does not exist")
+    with open(vocab_file, "rb") as handle:
+        return backend_from_sentencepiece(handle.read(), source=vocab_file)
+
+
+__all__ = ["CodeLlamaTokenizerFast", "backend_from_sentencepiece"]

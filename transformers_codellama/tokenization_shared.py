@@ -1,0 +1,382 @@
+"""Behaviour shared by `CodeLlamaTokenizer` and `CodeLlamaTokenizerFast`: infilling, chat, special tokens.
+
+Each tokenizer class supplies one primitive, `_encode_texts(texts)`: SentencePiece's plain encode of a batch of
+strings, without BOS/EOS. Everything Code Llama adds on top of plain text (the infilling layout, the chat formats,
+BOS/EOS placement) is assembled here from that primitive, so both classes produce the same ids by construction.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from transformers.tokenization_utils_base import BatchEncoding, TruncationStrategy
+
+from . import chat, infilling
+from .infilling import InfillingIds
+
+# Init arguments specific to Code Llama, with their defaults.
+CODE_LLAMA_INIT_DEFAULTS: dict[str, Any] = {
+    "prefix_token": infilling.PREFIX_PIECE,
+    "middle_token": infilling.MIDDLE_PIECE,
+    "suffix_token": infilling.SUFFIX_PIECE,
+    "eot_token": infilling.EOT_PIECE,
+    "fill_token": infilling.FILL_TOKEN,
+    "suffix_first": False,
+}
+# Keys that real Code Llama tokenizer_config.json files carry and that mean nothing here: `legacy` chose between
+# two wrong-in-places encodings (this package always encodes as SentencePiece does); the others are v4 leftovers.
+_IGNORED_INIT_KEYS = ("legacy", "use_default_system_prompt", "add_prefix_space", "spaces_between_special_tokens")
+
+Prompt = str | tuple[str, str]  # plain text, or (prefix, suffix) to infill
+
+
+def split_init_kwargs(kwargs: dict[str, Any], vocab: Sequence[str] | dict[str, int]) -> tuple[dict, dict]:
+    """Separate Code Llama's own init arguments from those for transformers' base class.
+
+    The infilling pieces are vocabulary pieces, not added tokens: they are dropped from `additional_special_tokens`
+    and `added_tokens_decoder` (transformers would otherwise match them in text or skip them when decoding, and
+    `<FILL_ME>` would become a phantom extra token).
+    """
+    own = {key: kwargs.pop(key, default) for key, default in CODE_LLAMA_INIT_DEFAULTS.items()}
+    for key in _IGNORED_INIT_KEYS:
+        kwargs.pop(key, None)
+    markers = {own["prefix_token"], own["middle_token"], own["suffix_token"], own["eot_token"], own["fill_token"]}
+    for key in ("additional_special_tokens", "extra_special_tokens"):
+        extra = kwargs.pop(key, None)
+        if isinstance(extra, (list, tuple)):
+            kept = [token for token in extra if str(token) not in markers]
+            if kept:
+                kwargs[key] = kept
+    decoder = kwargs.pop("added_tokens_decoder", None)
+    if decoder:
+        kept_decoder = {
+            index: token
+            for index, token in decoder.items()
+            if str(token) not in markers and (str(token) not in vocab or str(token) in ("<unk>", "<s>", "</s>"))
+        }
+        if kept_decoder:
+            kwargs["added_tokens_decoder"] = kept_decoder
+    return own, kwargs
+
+
+class CodeLlamaTokenizerMixin:
+    """Code Llama's infilling, chat and special-token behaviour on top of a transformers tokenizer backend."""
+
+    padding_side = "left"  # Code Llama is a decoder: batched generation pads on the left
+    model_input_names = ["input_ids", "attention_mask"]
+
+    # Set by `_init_code_llama`.
+    prefix_token: str
+    middle_token: str
+    suffix_token: str
+    eot_token: str
+    fill_token: str
+    suffix_first: bool
+    _sentinel_ids: list[int]
+
+    # ----------------------------------------------------------------------------------------- provided by classes
+    def _encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
+        """SentencePiece's encode of each text (implicit leading space, no BOS/EOS)."""
+        raise NotImplementedError
+
+    def _uses_own_plain_path(self, text: Any, text_pair: Any, kwargs: dict[str, Any]) -> bool:
+        """Whether plain (non-infilling) text is encoded here rather than by the transformers base class."""
+        return False
+
+    # ------------------------------------------------------------------------------------------------- set-up
+    def _init_code_llama(self, own: dict[str, Any]) -> None:
+        for key, value in own.items():
+            setattr(self, key, value)
+        # Saved to tokenizer_config.json (the base class saves `init_kwargs`).
+        self.init_kwargs.update(own)
+        self._sentinel_ids = self._encode_texts([infilling.SENTINEL])[0]
+
+    def _piece_id(self, piece: str) -> int | None:
+        return self.get_vocab().get(piece)  # type: ignore[attr-defined]
+
+    @property
+    def prefix_id(self) -> int | None:
+        """Id of the `▁<PRE>` piece, or None when the model cannot infill."""
+        return self._piece_id(self.prefix_token)
+
+    @property
+    def middle_id(self) -> int | None:
+        """Id of the `▁<MID>` piece, or None when the model cannot infill."""
+        return self._piece_id(self.middle_token)
+
+    @property
+    def suffix_id(self) -> int | None:
+        """Id of the `▁<SUF>` piece, or None when the model cannot infill."""
+        return self._piece_id(self.suffix_token)
+
+    @property
+    def eot_id(self) -> int | None:
+        """Id of the `▁<EOT>` piece that ends a generated middle, or None when the model cannot infill."""
+        return self._piece_id(self.eot_token)
+
+    @property
+    def step_id(self) -> int | None:
+        """Id of the `<step>` piece that ends a 70B-Instruct turn, or None for the other models."""
+        return self._piece_id(chat.STEP_PIECE)
+
+    @property
+    def supports_infilling(self) -> bool:
+        """Whether the vocabulary has the four infilling pieces (7B/13B base and Instruct, all 70B models)."""
+        return None not in (self.prefix_id, self.middle_id, self.suffix_id, self.eot_id)
+
+    def _infilling_ids(self) -> InfillingIds:
+        if not self.supports_infilling:
+            raise ValueError(
+                f"this tokenizer's vocabulary has no {self.prefix_token}/{self.suffix_token}/{self.middle_token}/"
+                f"{self.eot_token} pieces, so its model cannot infill (Code Llama 34B and the Python models cannot)"
+            )
+        return InfillingIds(self.bos_token_id, self.prefix_id, self.suffix_id, self.middle_id, self.eot_id)  # type: ignore[attr-defined,arg-type]
+
+    # ---------------------------------------------------------------------------------------- special tokens
+    def build_inputs_with_special_tokens(
+        self, token_ids_0: list[int], token_ids_1: list[int] | None = None
+    ) -> list[int]:
+        """Add BOS (and EOS, when `add_eos_token`) around each sequence, as Meta's `encode(bos=True)` does."""
+        bos = [self.bos_token_id] if self.add_bos_token else []  # type: ignore[attr-defined]
+        eos = [self.eos_token_id] if self.add_eos_token else []  # type: ignore[attr-defined]
+        output = bos + list(token_ids_0) + eos
+        if token_ids_1 is not None:
+            output += bos + list(token_ids_1) + eos
+        return output
+
+    def get_special_tokens_mask(
+        self, token_ids_0: list[int], token_ids_1: list[int] | None = None, already_has_special_tokens: bool = False
+    ) -> list[int]:
+        """1 where `build_inputs_with_special_tokens` adds BOS/EOS (or, for built ids, where a special id is)."""
+        if already_has_special_tokens:
+            special = set(self.all_special_ids)  # type: ignore[attr-defined]
+            return [1 if token in special else 0 for token in token_ids_0]
+        bos = [1] if self.add_bos_token else []  # type: ignore[attr-defined]
+        eos = [1] if self.add_eos_token else []  # type: ignore[attr-defined]
+        mask = bos + [0] * len(token_ids_0) + eos
+        if token_ids_1 is not None:
+            mask += bos + [0] * len(token_ids_1) + eos
+        return mask
+
+    def create_token_type_ids_from_sequences(
+        self, token_ids_0: list[int], token_ids_1: list[int] | None = None
+    ) -> list[int]:
+        """0 for the first sequence and its special tokens, 1 for the second (Code Llama itself ignores them)."""
+        first = len(self.build_inputs_with_special_tokens(token_ids_0))
+        if token_ids_1 is None:
+            return [0] * first
+        return [0] * first + [1] * len(self.build_inputs_with_special_tokens(token_ids_1))
+
+    # -------------------------------------------------------------------------------------------- encoding
+    def _encode_plus(self, text: Any = None, text_pair: Any = None, **kwargs: Any) -> BatchEncoding:
+        suffix = kwargs.pop("suffix", None)
+        suffix_first = kwargs.pop("suffix_first", None)
+        suffix_first = self.suffix_first if suffix_first is None else suffix_first
+        _check_text(text, "text")
+        if text_pair is not None:
+            _check_text(text_pair, "text_pair")
+        prompts = self._infilling_prompts(text, text_pair, suffix)
+        if prompts is None and not self._uses_own_plain_path(text, text_pair, kwargs):
+            return super()._encode_plus(text=text, text_pair=text_pair, **kwargs)  # type: ignore[misc]
+        if prompts is None:
+            prompts = [text] if isinstance(text, str) else list(text)
+        return self._encode_prompts(prompts, batched=not isinstance(text, str), suffix_first=suffix_first, **kwargs)
+
+    def _infilling_prompts(self, text: Any, text_pair: Any, suffix: Any) -> list[Prompt] | None:
+        """The prompts of an infilling call, or None when nothing is to be infilled."""
+        texts = [text] if isinstance(text, str) else text
+        if suffix is not None:
+            suffixes = [suffix] if isinstance(suffix, str) else suffix
+            if isinstance(text, str) != isinstance(suffix, str) or len(suffixes) != len(texts):
+                raise ValueError("suffix= must be a string for a single prompt, or a list as long as the batch")
+            _check_text(suffixes, "suffix")
+        if not all(isinstance(item, str) for item in texts):
+            if suffix is not None:
+                raise TypeError("infilling takes text prompts (strings), not pre-tokenized input")
+            return None
+        split = [infilling.split_fill_marker(item, self.fill_token) for item in texts]
+        if suffix is not None:
+            if any(parts is not None for parts in split):
+                raise ValueError(f"pass either a {self.fill_token} marker in the text or suffix=, not both")
+            return list(zip(texts, suffixes))
+        if all(parts is None for parts in split):
+            return None
+        if text_pair is not None:
+            raise ValueError("an infilling prompt cannot be combined with text_pair")
+        return [item if parts is None else parts for item, parts in zip(texts, split)]
+
+    def _encode_prompts(
+        self,
+        prompts: Sequence[Prompt],
+        *,
+        batched: bool,
+        suffix_first: bool,
+        add_special_tokens: bool = True,
+        truncation_strategy: Any = TruncationStrategy.DO_NOT_TRUNCATE,
+        max_length: int | None = None,
+        **kwargs: Any,
+    ) -> BatchEncoding:
+        """Encode plain and infilling prompts with one batched call of `_encode_texts`."""
+        if kwargs.get("return_offsets_mapping"):
+            raise ValueError("return_offsets_mapping is not available for infilling prompts")
+        infill = [prompt for prompt in prompts if isinstance(prompt, tuple)]
+        ids = self._infilling_ids() if infill else None
+        plain = [prompt for prompt in prompts if isinstance(prompt, str)]
+        encoded = iter(self._encode_texts([p for p, _ in infill] + infilling.nolead_inputs([s for _, s in infill]) + plain))
+        prefixes = [next(encoded) for _ in infill]
+        drop = len(self._sentinel_ids)
+        suffixes = [next(encoded)[drop:] for _ in infill]
+        truncate = truncation_strategy not in (TruncationStrategy.DO_NOT_TRUNCATE, "do_not_truncate", False, None)
+        sequences, masks, k = [], [], 0
+        for prompt in prompts:
+            if isinstance(prompt, tuple):
+                sequence = infilling.layout(prefixes[k], suffixes[k], ids, suffix_first=suffix_first, add_bos=add_special_tokens)  # type: ignore[arg-type]
+                mask = infilling.control_mask(len(prefixes[k]), len(suffixes[k]), suffix_first=suffix_first, add_bos=add_special_tokens)
+                k += 1
+                if truncate and max_length is not None and len(sequence) > max_length:
+                    raise ValueError(
+                        f"the infilling prompt is {len(sequence)} tokens, over max_length={max_length}; "
+                        "truncating it would cut the infilling layout, shorten the prefix or suffix instead"
+                    )
+            else:
+                content = next(encoded)
+                if truncate and max_length is not None:
+                    budget = max(max_length - len(self.build_inputs_with_special_tokens([])), 0) if add_special_tokens else max_length
+                    side = self.truncation_side  # type: ignore[attr-defined]
+                    content = content[:budget] if side == "right" else content[len(content) - budget :]
+                sequence = self.build_inputs_with_special_tokens(content) if add_special_tokens else content
+                mask = self.get_special_tokens_mask(content) if add_special_tokens else [0] * len(content)
+            sequences.append(sequence)
+            masks.append(mask)
+        return self._assemble(sequences, masks, batched=batched, max_length=max_length, **kwargs)
+
+    def _assemble(
+        self,
+        sequences: list[list[int]],
+        masks: list[list[int]],
+        *,
+        batched: bool,
+        padding_strategy: Any = "do_not_pad",
+        max_length: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        padding_side: str | None = None,
+        return_tensors: Any = None,
+        return_attention_mask: bool | None = None,
+        return_token_type_ids: bool | None = None,
+        return_special_tokens_mask: bool = False,
+        return_length: bool = False,
+        **_unused: Any,
+    ) -> BatchEncoding:
+        """Pad and convert ready-made id sequences the way transformers' own `__call__` returns them."""
+        outputs: dict[str, Any] = {"input_ids": sequences}
+        if return_token_type_ids:
+            outputs["token_type_ids"] = [[0] * len(sequence) for sequence in sequences]
+        if return_special_tokens_mask:
+            outputs["special_tokens_mask"] = masks
+        if return_length:
+            outputs["length"] = [len(sequence) for sequence in sequences]
+        padded = self.pad(  # type: ignore[attr-defined]
+            outputs,
+            padding=getattr(padding_strategy, "value", padding_strategy),
+            max_length=max_length,
+            pad_to_multiple_of=pad_to_multiple_of,
+            padding_side=padding_side,
+            return_attention_mask=return_attention_mask,
+        )
+        if not batched:
+            single = {key: value[0] for key, value in padded.items()}
+            return BatchEncoding(single, tensor_type=return_tensors, prepend_batch_axis=return_tensors is not None)
+        return BatchEncoding(dict(padded), tensor_type=return_tensors)
+
+    def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False, **kwargs: Any) -> list[str]:
+        """Pieces of `text`; for an infilling prompt, the pieces of its layout (matching the ids)."""
+        if isinstance(text, str) and (kwargs.get("suffix") is not None or self.fill_token in text):
+            encoded = self._encode_plus(text, add_special_tokens=add_special_tokens, **kwargs)
+            return self.convert_ids_to_tokens(encoded["input_ids"])  # type: ignore[attr-defined]
+        if pair is not None or add_special_tokens:
+            kwargs.update(pair=pair, add_special_tokens=add_special_tokens)
+        return super().tokenize(text, **kwargs)  # type: ignore[misc]
+
+    # -------------------------------------------------------------------------------------------- decoding
+    def decode_infill(self, token_ids: Sequence[int]) -> str:
+        """Decode a generated middle as Meta does: up to `▁<EOT>`/`</s>`, keeping its real leading space."""
+        stops = [token for token in (self.eot_id, self.eos_token_id) if token is not None]  # type: ignore[attr-defined]
+        middle = infilling.middle_ids([int(token) for token in token_ids], stops)
+        text = self.decode(self._sentinel_ids + middle, skip_special_tokens=True)  # type: ignore[attr-defined]
+        return text[len(infilling.SENTINEL) :] if text.startswith(infilling.SENTINEL) else text
+
+    # ------------------------------------------------------------------------------------------------ chat
+    def apply_chat_template(self, conversation: Any, *args: Any, **kwargs: Any) -> Any:
+        """Format a chat; with this package's templates, the ids are exactly Meta's `chat_completion` ids.
+
+        Meta encodes each turn separately, which no rendered string reproduces, so for the Code Llama templates
+        (see `transformers_codellama.chat`) `tokenize=True` builds the ids segment by segment. Custom templates,
+        `tokenize=False`, tools, documents and assistant masks go through transformers unchanged.
+        """
+        template = kwargs.get("chat_template") or self.chat_template  # type: ignore[attr-defined]
+        unsupported = ("tools", "documents", "continue_final_message", "return_assistant_tokens_mask")
+        if args or template not in chat.KNOWN_TEMPLATES or not kwargs.get("tokenize", True) or any(kwargs.get(key) for key in unsupported):
+            return super().apply_chat_template(conversation, *args, **kwargs)  # type: ignore[misc]
+        batched = bool(conversation) and isinstance(conversation[0], (list, tuple))
+        conversations = conversation if batched else [conversation]
+        sequences = [self._chat_ids(chat.segments_for(template, messages)) for messages in conversations]
+        return_dict = kwargs.get("return_dict", _default_return_dict(super().apply_chat_template))  # type: ignore[misc]
+        padding = kwargs.get("padding", False)
+        encoded = self._assemble(
+            sequences,
+            [[0] * len(sequence) for sequence in sequences],
+            batched=batched,
+            padding_strategy="longest" if padding is True else (padding or "do_not_pad"),
+            max_length=kwargs.get("max_length"),
+            return_tensors=kwargs.get("return_tensors"),
+            **(kwargs.get("tokenizer_kwargs") or {}),
+        )
+        return encoded if return_dict else encoded["input_ids"]
+
+    def _chat_ids(self, segments: Sequence[chat.Segment]) -> list[int]:
+        texts = iter(self._encode_texts([segment for segment in segments if isinstance(segment, str)]))
+        controls = {chat.Control.BOS: self.bos_token_id, chat.Control.EOS: self.eos_token_id, chat.Control.STEP: self.step_id}  # type: ignore[attr-defined]
+        ids: list[int] = []
+        for segment in segments:
+            if isinstance(segment, str):
+                ids += next(texts)
+            elif controls[segment] is None:
+                raise ValueError(f"the chat format needs a {segment.value} token, which this tokenizer lacks")
+            else:
+                ids.append(controls[segment])  # type: ignore[arg-type]
+        return ids
+
+    # ---------------------------------------------------------------------------------------------- saving
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> tuple[str, ...]:
+        """Save as transformers does, keeping `add_bos_token`/`add_eos_token` (which transformers v5 drops)."""
+        files = super().save_pretrained(save_directory, *args, **kwargs)  # type: ignore[misc]
+        prefix = kwargs.get("filename_prefix") or ""
+        path = os.path.join(save_directory, (prefix + "-" if prefix else "") + "tokenizer_config.json")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as handle:
+                config = json.load(handle)
+            config.update(add_bos_token=self.add_bos_token, add_eos_token=self.add_eos_token)  # type: ignore[attr-defined]
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        return files
+
+
+def _check_text(value: Any, name: str) -> None:
+    """Reject input that is neither text nor a list of texts/pre-tokenized texts/ids, in one line."""
+    if isinstance(value, str):
+        return
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            if not isinstance(item, (str, int, list, tuple)) or isinstance(item, bool):
+                raise TypeError(f"{name}[{index}] must be a string; got {type(item).__name__}")
+        return
+    raise TypeError(f"{name} must be a string or a list of strings; got {type(value).__name__}")
+
+
+def _default_return_dict(method: Any) -> bool:
+    parameter = inspect.signature(method).parameters.get("return_dict")
+    return bool(parameter.default) if parameter is not None else False
