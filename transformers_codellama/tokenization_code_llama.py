@@ -110,6 +110,9 @@ class CodeLlamaTokenizer(CodeLlamaTokenizerMixin, PreTrainedTokenizer):
     def _encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
         return self.sp_model.encode(list(texts))
 
+    def _piece_id(self, piece: str) -> int | None:
+        return self._vocab.get(piece)
+
     def _uses_own_plain_path(self, text: Any, text_pair: Any, kwargs: dict[str, Any]) -> bool:
         # One batched SentencePiece call instead of pieces -> ids in Python; the base class keeps pairs, words,
         # overflow windows and `split_special_tokens=False`.

@@ -155,6 +155,9 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast):
     def _encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
         return [encoding.ids for encoding in self._text_backend.encode_batch(list(texts), add_special_tokens=False)]
 
+    def _piece_id(self, piece: str) -> int | None:
+        return self._text_backend.token_to_id(piece)
+
     def update_post_processor(self) -> None:
         """Rebuild the BOS/EOS template after changing `bos_token`, `eos_token`, `add_bos_token` or `add_eos_token`."""
         super().update_post_processor()

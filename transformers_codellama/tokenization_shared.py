@@ -41,7 +41,15 @@ def split_init_kwargs(kwargs: dict[str, Any], vocab: Sequence[str] | dict[str, i
     and `added_tokens_decoder` (transformers would otherwise match them in text or skip them when decoding, and
     `<FILL_ME>` would become a phantom extra token).
     """
-    own = {key: kwargs.pop(key, default) for key, default in CODE_LLAMA_INIT_DEFAULTS.items()}
+    # `from_pretrained` moves every `*_token` config key into `model_specific_special_tokens`; ours are not
+    # special tokens (the markers are vocabulary pieces, `<FILL_ME>` is no token at all), so take them back.
+    specific = dict(kwargs.pop("model_specific_special_tokens", None) or {})
+    own = {
+        key: str(specific.pop(key)) if key in specific else kwargs.pop(key, default)
+        for key, default in CODE_LLAMA_INIT_DEFAULTS.items()
+    }
+    if specific:
+        kwargs["model_specific_special_tokens"] = specific
     for key in _IGNORED_INIT_KEYS:
         kwargs.pop(key, None)
     markers = {own["prefix_token"], own["middle_token"], own["suffix_token"], own["eot_token"], own["fill_token"]}
@@ -96,7 +104,8 @@ class CodeLlamaTokenizerMixin:
         self._sentinel_ids = self._encode_texts([infilling.SENTINEL])[0]
 
     def _piece_id(self, piece: str) -> int | None:
-        return self.get_vocab().get(piece)  # type: ignore[attr-defined]
+        """Id of a vocabulary piece, or None when the vocabulary lacks it."""
+        raise NotImplementedError
 
     @property
     def prefix_id(self) -> int | None:
@@ -190,10 +199,10 @@ class CodeLlamaTokenizerMixin:
         """The prompts of an infilling call, or None when nothing is to be infilled."""
         texts = [text] if isinstance(text, str) else text
         if suffix is not None:
+            _check_text(suffix, "suffix")
             suffixes = [suffix] if isinstance(suffix, str) else suffix
             if isinstance(text, str) != isinstance(suffix, str) or len(suffixes) != len(texts):
                 raise ValueError("suffix= must be a string for a single prompt, or a list as long as the batch")
-            _check_text(suffixes, "suffix")
         if not all(isinstance(item, str) for item in texts):
             if suffix is not None:
                 raise TypeError("infilling takes text prompts (strings), not pre-tokenized input")
