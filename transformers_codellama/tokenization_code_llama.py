@@ -26,19 +26,25 @@ class CodeLlamaTokenizer(CodeLlamaTokenizerMixin, PreTrainedTokenizer):
 
     Args:
         vocab_file (`str`): Path to the SentencePiece model (`tokenizer.model`).
-        unk_token, bos_token, eos_token (`str`, *optional*): `"<unk>"`, `"<s>"`, `"</s>"`.
+        unk_token (`str`, *optional*, defaults to `"<unk>"`): The unknown piece (never produced: byte fallback).
+        bos_token (`str`, *optional*, defaults to `"<s>"`): Beginning of sequence, id 1.
+        eos_token (`str`, *optional*, defaults to `"</s>"`): End of sequence, id 2.
         pad_token (`str`, *optional*): None: Code Llama has no pad token; set one (e.g. the EOS token) to pad.
-        prefix_token, middle_token, suffix_token, eot_token (`str`, *optional*):
-            The infilling pieces, `"▁<PRE>"`, `"▁<MID>"`, `"▁<SUF>"`, `"▁<EOT>"`, looked up by name in the vocabulary.
+        sp_model_kwargs (`dict`, *optional*): Passed to `sentencepiece.SentencePieceProcessor`.
+        add_bos_token (`bool`, *optional*, defaults to `True`): Whether plain encodes start with BOS.
+        add_eos_token (`bool`, *optional*, defaults to `False`): Whether plain encodes end with EOS.
+        clean_up_tokenization_spaces (`bool`, *optional*, defaults to `False`): Keep it off for code.
+
+    Other Parameters:
+        prefix_token (`str`, *optional*, defaults to `"▁<PRE>"`): The infilling prefix piece, looked up by name.
+        middle_token (`str`, *optional*, defaults to `"▁<MID>"`): The infilling middle piece.
+        suffix_token (`str`, *optional*, defaults to `"▁<SUF>"`): The infilling suffix piece.
+        eot_token (`str`, *optional*, defaults to `"▁<EOT>"`): The piece that ends a generated middle.
         fill_token (`str`, *optional*, defaults to `"<FILL_ME>"`):
             The marker splitting an infilling prompt into prefix and suffix. It is not a token: `len(tokenizer)` is
             the SentencePiece vocabulary size.
         suffix_first (`bool`, *optional*, defaults to `False`):
             Use the suffix-prefix-middle layout; can be overridden per call with `suffix_first=`.
-        add_bos_token (`bool`, *optional*, defaults to `True`), add_eos_token (`bool`, *optional*, defaults to `False`):
-            Whether plain encodes start with BOS / end with EOS.
-        sp_model_kwargs (`dict`, *optional*): Passed to `sentencepiece.SentencePieceProcessor`.
-        clean_up_tokenization_spaces (`bool`, *optional*, defaults to `False`): Keep it off for code.
 
     Example:
 
