@@ -1,0 +1,180 @@
+"""`codellama-demo`: the whole path from Meta's checkpoint format to completion, infilling and chat, in one command.
+
+With no arguments it needs no download and no weights of yours: it writes a tiny checkpoint in Meta's layout
+(random weights, the package's own small tokenizer), converts it with the real converter, loads it through
+`AutoTokenizer`, `AutoModelForCausalLM` and `pipeline`, and runs a completion, an infilling prompt and a chat
+prompt. The weights are random, so the generated text is noise: the demo shows the machinery, not the model.
+
+On real weights:
+
+    codellama-convert --input-dir CodeLlama-7b-Instruct --output-dir CodeLlama-7b-Instruct-hf
+    codellama-demo --checkpoint CodeLlama-7b-Instruct-hf
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from .tiny_tokenizer import TINY_MODEL_PATH
+
+T = TypeVar("T")
+
+# Meta's model-parallel split axes: row-parallel weights are cut along dim 0, column-parallel ones along dim 1.
+_ROW_SPLIT = ("attention.wq", "attention.wk", "attention.wv", "feed_forward.w1", "feed_forward.w3", "output")
+_COLUMN_SPLIT = ("attention.wo", "feed_forward.w2", "tok_embeddings")
+
+
+def write_tiny_meta_checkpoint(
+    directory: Path, *, dim: int = 64, n_layers: int = 2, n_heads: int = 4, n_kv_heads: int = 2, shards: int = 2, seed: int = 0
+) -> Path:
+    """Write a random checkpoint in Meta's layout (`consolidated.NN.pth`, `params.json`, `tokenizer.model`)."""
+    import sentencepiece as spm
+
+    vocab = spm.SentencePieceProcessor(model_file=str(TINY_MODEL_PATH)).get_piece_size()
+    head_dim, multiple_of = dim // n_heads, 32
+    hidden = multiple_of * -(-int(2 * 4 * dim / 3) // multiple_of)
+    shapes = {"tok_embeddings.weight": (vocab, dim), "norm.weight": (dim,), "output.weight": (vocab, dim)}
+    for layer in range(n_layers):
+        prefix = f"layers.{layer}."
+        shapes |= {
+            prefix + "attention.wq.weight": (n_heads * head_dim, dim),
+            prefix + "attention.wk.weight": (n_kv_heads * head_dim, dim),
+            prefix + "attention.wv.weight": (n_kv_heads * head_dim, dim),
+            prefix + "attention.wo.weight": (dim, n_heads * head_dim),
+            prefix + "feed_forward.w1.weight": (hidden, dim),
+            prefix + "feed_forward.w2.weight": (dim, hidden),
+            prefix + "feed_forward.w3.weight": (hidden, dim),
+            prefix + "attention_norm.weight": (dim,),
+            prefix + "ffn_norm.weight": (dim,),
+        }
+    generator = torch.Generator().manual_seed(seed)
+    parts: list[dict[str, torch.Tensor]] = [{} for _ in range(shards)]
+    for name, shape in shapes.items():
+        if len(shape) == 1:  # RMSNorm weights: replicated in every shard
+            tensor = 1 + 0.1 * torch.randn(shape, generator=generator)
+            pieces = [tensor] * shards
+        else:
+            tensor = torch.randn(shape, generator=generator) / shape[-1] ** 0.5
+            axis = 0 if name.removesuffix(".weight").endswith(_ROW_SPLIT) else 1
+            pieces = list(tensor.chunk(shards, dim=axis))
+        for part, piece in zip(parts, pieces):
+            part[name] = piece.to(torch.bfloat16).contiguous()
+    directory.mkdir(parents=True, exist_ok=True)
+    for index, part in enumerate(parts):
+        torch.save(part, directory / f"consolidated.{index:02d}.pth")
+    params = {"dim": dim, "n_layers": n_layers, "n_heads": n_heads, "n_kv_heads": n_kv_heads,
+              "multiple_of": multiple_of, "ffn_dim_multiplier": None, "norm_eps": 1e-5, "rope_theta": 1e6,
+              "vocab_size": -1}  # fmt: skip
+    (directory / "params.json").write_text(json.dumps(params, indent=2))
+    (directory / "tokenizer.model").write_bytes(TINY_MODEL_PATH.read_bytes())
+    return directory
+
+
+class _Steps:
+    """Runs named steps, timing each, for the closing table."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, float]] = []
+
+    def run(self, name: str, function: Callable[[], T]) -> T:
+        start = time.perf_counter()
+        result = function()
+        self.rows.append((name, time.perf_counter() - start))
+        return result
+
+    def table(self) -> str:
+        width = max(len(name) for name, _ in self.rows)
+        lines = [f"| {'step':{width}} | seconds |", f"|{'-' * (width + 2)}|---------|"]
+        lines += [f"| {name:{width}} | {seconds:7.2f} |" for name, seconds in self.rows]
+        return "\n".join(lines)
+
+
+def describe_layout(tokenizer: Any, ids: Sequence[int]) -> str:
+    """The infilling prompt's tokens, the control pieces named: `<s> ▁<PRE> [prefix…] ▁<SUF> [suffix…] ▁<MID>`."""
+    names = {tokenizer.bos_token_id: "BOS", tokenizer.prefix_id: "▁<PRE>", tokenizer.suffix_id: "▁<SUF>",
+             tokenizer.middle_id: "▁<MID>"}  # fmt: skip
+    out, run = [], []
+    for token in ids:
+        if token in names:
+            if run:
+                out.append(f"[{len(run)} text tokens: {tokenizer.decode(run)!r}]")
+                run = []
+            out.append(f"{names[token]}({token})")
+        else:
+            run.append(token)
+    if run:
+        out.append(f"[{len(run)} text tokens: {tokenizer.decode(run)!r}]")
+    return " ".join(out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codellama-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--checkpoint", help="a converted Hugging Face checkpoint to run instead of the tiny one")
+    source.add_argument("--meta-dir", help="a Meta checkpoint directory to convert first (e.g. CodeLlama-7b-Instruct)")
+    parser.add_argument("--max-new-tokens", type=int, default=24, help="tokens to generate per prompt (default 24)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of `codellama-demo`."""
+    args = build_parser().parse_args(argv)
+    from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+
+    from .conversion.convert import convert
+
+    steps = _Steps()
+    with tempfile.TemporaryDirectory(prefix="codellama-demo-") as scratch:
+        work = Path(scratch)
+        if args.checkpoint:
+            checkpoint = Path(args.checkpoint)
+        else:
+            if args.meta_dir:
+                meta = Path(args.meta_dir)
+                print("Converting your Meta checkpoint with the real converter.")
+                convert_kwargs: dict[str, Any] = {}
+            else:
+                print("This demo runs on a tiny model with RANDOM weights: its generations are noise, not code.")
+                meta = steps.run("write tiny Meta checkpoint", lambda: write_tiny_meta_checkpoint(work / "CodeLlama-tiny-Instruct"))
+                convert_kwargs = {"variant": "instruct"}
+            checkpoint = work / "converted"
+            steps.run("convert (codellama-convert --verify)", lambda: convert(input_dir=meta, output_dir=checkpoint, verify=True, **convert_kwargs))
+        tokenizer = steps.run("AutoTokenizer.from_pretrained", lambda: AutoTokenizer.from_pretrained(checkpoint))
+        model = steps.run("AutoModelForCausalLM.from_pretrained", lambda: AutoModelForCausalLM.from_pretrained(checkpoint))
+        print(f"Loaded {type(tokenizer).__name__} and {type(model).__name__} ({model.config.variant} variant).")
+        generator = steps.run("pipeline('text-generation')", lambda: pipeline("text-generation", model=model, tokenizer=tokenizer))
+        greedy = {"max_new_tokens": args.max_new_tokens, "do_sample": False}
+
+        prompt = "def fibonacci(n):\n"
+        completion = steps.run("completion", lambda: generator(prompt, **greedy)[0]["generated_text"])
+        print(f"\n== completion\n{completion!r}")
+
+        if tokenizer.supports_infilling:
+            infill = 'def remove_non_ascii(s: str) -> str:\n    """ <FILL_ME>\n    return result\n'
+            print(f"\n== infilling\nprompt layout: {describe_layout(tokenizer, tokenizer(infill)['input_ids'])}")
+            middle = steps.run("infilling", lambda: generator(infill, return_full_text=False, **greedy)[0]["generated_text"])
+            print(f"middle (stops at ▁<EOT>): {middle!r}")
+        else:
+            print("\n== infilling: skipped, this model cannot infill (Code Llama 34B and Python models cannot)")
+
+        if tokenizer.chat_template:
+            messages = [{"role": "user", "content": "Write a function that reverses a string."}]
+            reply = steps.run("chat", lambda: generator(messages, **greedy)[0]["generated_text"][-1]["content"])
+            print(f"\n== chat\nassistant: {reply!r}")
+        else:
+            print("\n== chat: skipped, this checkpoint has no chat template (only Instruct models do)")
+    print("\n" + steps.table())
+
+
+if __name__ == "__main__":
+    main()
