@@ -10,6 +10,7 @@ infilling >= 0.9x plain batched encode; slow >= 0.7x raw `sentencepiece` encode.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import random
 import shutil
@@ -20,10 +21,10 @@ from pathlib import Path
 import sentencepiece as spm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, interleaved, real_code, save  # noqa: E402
+from common import SHARED_DATA, interleaved, real_code, save
 
-from transformers_codellama import CodeLlamaTokenizer, CodeLlamaTokenizerFast  # noqa: E402
-from transformers_codellama.tokenization_code_llama_fast import backend_from_sentencepiece  # noqa: E402
+from transformers_codellama import CodeLlamaTokenizer, CodeLlamaTokenizerFast
+from transformers_codellama.tokenization_code_llama_fast import backend_from_sentencepiece
 
 
 def main() -> None:
@@ -87,14 +88,13 @@ def main() -> None:
         ]
         infill_matches = 0
         for prompt, expected in zip(prompts, meta_infill):
-            try:
+            with contextlib.suppress(Exception):  # any failure counts as a mismatch
                 infill_matches += upstream(prompt)["input_ids"] == expected
-            except Exception:  # any failure counts as a mismatch
-                pass
         ours_plain = sum(a == b for a, b in zip(fast(plain, add_special_tokens=False)["input_ids"], reference))
         ours_infill = sum(a == b for a, b in zip(fast(prompts)["input_ids"], meta_infill))
         upstream_report = {
-            "upstream speed vs ours (fast)": upstream_times["fast batch encode"] / upstream_times["upstream batch encode"],
+            "upstream speed vs ours (fast)": upstream_times["fast batch encode"]
+            / upstream_times["upstream batch encode"],
             "upstream plain matches SentencePiece": f"{plain_matches}/{len(plain)}",
             "upstream infilling matches Meta": f"{infill_matches}/{len(prompts)}",
             "upstream len(tokenizer)": len(upstream),

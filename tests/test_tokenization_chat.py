@@ -7,7 +7,13 @@ import sentencepiece as spm
 
 from tests.meta_tokenizer import MetaTokenizer
 from transformers_codellama import CodeLlamaTokenizer, CodeLlamaTokenizerFast
-from transformers_codellama.chat import LLAMA2_CHAT_TEMPLATE, STEP_CHAT_TEMPLATE, chat_template_for, llama2_segments, step_segments
+from transformers_codellama.chat import (
+    LLAMA2_CHAT_TEMPLATE,
+    STEP_CHAT_TEMPLATE,
+    chat_template_for,
+    llama2_segments,
+    step_segments,
+)
 
 CONVERSATIONS = [
     [{"role": "user", "content": "Write a function that reverses a string."}],

@@ -51,9 +51,13 @@ def test_suffix_first_at_init_and_per_call(meta):
 
     expected = meta["codellama"].infilling_prompt("a = ", "\nb", suffix_first=True)
     for cls in (CodeLlamaTokenizer, CodeLlamaTokenizerFast):
-        tokenizer = cls(vocab_file=meta["codellama"].sp.serialized_model_proto and str(_path("codellama")), suffix_first=True)
+        tokenizer = cls(
+            vocab_file=meta["codellama"].sp.serialized_model_proto and str(_path("codellama")), suffix_first=True
+        )
         assert tokenizer("a = <FILL_ME>\nb")["input_ids"] == expected
-        assert tokenizer("a = <FILL_ME>\nb", suffix_first=False)["input_ids"] == meta["codellama"].infilling_prompt("a = ", "\nb")
+        assert tokenizer("a = <FILL_ME>\nb", suffix_first=False)["input_ids"] == meta["codellama"].infilling_prompt(
+            "a = ", "\nb"
+        )
 
 
 def _path(name):
@@ -74,18 +78,22 @@ def test_no_special_tokens_drops_bos_only(tok):
     ids = tokenizer(GOLDEN_PREFIX + "<FILL_ME>" + GOLDEN_SUFFIX, add_special_tokens=False)["input_ids"]
     assert ids == GOLDEN_IDS[1:]
     assert tokenizer.tokenize(GOLDEN_PREFIX + "<FILL_ME>" + GOLDEN_SUFFIX) == tokenizer.convert_ids_to_tokens(ids)
-    mask = tokenizer(GOLDEN_PREFIX + "<FILL_ME>" + GOLDEN_SUFFIX, return_special_tokens_mask=True)["special_tokens_mask"]
-    assert [i for i, flag in enumerate(mask) if flag] == [i for i, t in enumerate(GOLDEN_IDS) if t in (1, 32007, 32008, 32009)]
+    mask = tokenizer(GOLDEN_PREFIX + "<FILL_ME>" + GOLDEN_SUFFIX, return_special_tokens_mask=True)[
+        "special_tokens_mask"
+    ]
+    assert [i for i, flag in enumerate(mask) if flag] == [
+        i for i, t in enumerate(GOLDEN_IDS) if t in (1, 32007, 32008, 32009)
+    ]
 
 
-def test_tensors_and_left_padding(tok):
+def test_tensors_and_left_padding(tok, tmp_path):
     tokenizer = tok["codellama"]
     prompts = ["def f(x):\n    <FILL_ME>\n", "x = <FILL_ME>", "print('plain prompt in the same batch')"]
     single = tokenizer(prompts[0], return_tensors="pt")
     assert single["input_ids"].shape == (1, len(tokenizer(prompts[0])["input_ids"]))
     with pytest.raises(ValueError, match="pad"):
         tokenizer(prompts, padding=True, return_tensors="pt")
-    padded_tokenizer = tokenizer.__class__.from_pretrained(_saved(tokenizer))
+    padded_tokenizer = tokenizer.__class__.from_pretrained(_saved(tokenizer, tmp_path))
     padded_tokenizer.pad_token = padded_tokenizer.eos_token
     batch = padded_tokenizer(prompts, padding=True, return_tensors="pt")
     rows = [tokenizer(p)["input_ids"] for p in prompts]
@@ -98,14 +106,9 @@ def test_tensors_and_left_padding(tok):
     assert torch.equal(batch["input_ids"][2, -len(rows[2]) :], torch.tensor(rows[2]))
 
 
-def _saved(tokenizer, _cache={}):
-    import tempfile
-
-    key = type(tokenizer).__name__
-    if key not in _cache:
-        _cache[key] = tempfile.mkdtemp()
-        tokenizer.save_pretrained(_cache[key])
-    return _cache[key]
+def _saved(tokenizer, directory):
+    tokenizer.save_pretrained(directory)
+    return directory
 
 
 def test_decode_infill_matches_meta(tok, meta, sp):
@@ -146,4 +149,9 @@ def test_infilling_needs_the_pieces(tok):
         tokenizer("def f():<FILL_ME>")
     assert "\n" not in str(raised.value)
     assert tok["codellama"].supports_infilling
-    assert (tok["codellama"].prefix_id, tok["codellama"].suffix_id, tok["codellama"].middle_id, tok["codellama"].eot_id) == (32007, 32008, 32009, 32010)
+    assert (
+        tok["codellama"].prefix_id,
+        tok["codellama"].suffix_id,
+        tok["codellama"].middle_id,
+        tok["codellama"].eot_id,
+    ) == (32007, 32008, 32009, 32010)

@@ -9,7 +9,7 @@ from tests.meta_tokenizer import MetaTokenizer
 
 # Code-like text: whitespace runs, indentation, punctuation, non-ASCII (byte fallback for rare characters).
 ALPHABET = st.one_of(
-    st.sampled_from(list(" \t\n\r  ") + ["    ", "\n    ", "\t\t"]),
+    st.sampled_from([*" \t\n\r  ", "    ", "\n    ", "\t\t"]),
     st.sampled_from(list("()[]{}:;,.=+-*/<>'\"#@_$\\|")),
     st.characters(codec="utf-8", exclude_categories=("Cs",)),
     st.sampled_from(["def", "return", "<s>", "</s>", "<PRE>", "☺", "▁", "é", "漢字", "🦙", "\x00"]),
@@ -55,5 +55,7 @@ def test_decode_infill(middle, sp, slow, fast):
 @SETTINGS
 @given(ids=st.lists(st.integers(min_value=0, max_value=32015), max_size=30), skip=st.booleans())
 def test_decoding_any_ids_agrees(ids, skip, slow, fast):
-    assert slow["codellama"].decode(ids, skip_special_tokens=skip) == fast["codellama"].decode(ids, skip_special_tokens=skip)
+    assert slow["codellama"].decode(ids, skip_special_tokens=skip) == fast["codellama"].decode(
+        ids, skip_special_tokens=skip
+    )
     assert slow["codellama"].convert_ids_to_tokens(ids) == fast["codellama"].convert_ids_to_tokens(ids)

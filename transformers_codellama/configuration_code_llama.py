@@ -61,4 +61,4 @@ class CodeLlamaConfig(LlamaConfig):
             )
 
 
-__all__ = ["CodeLlamaConfig", "VARIANTS"]
+__all__ = ["VARIANTS", "CodeLlamaConfig"]

@@ -33,7 +33,14 @@ _COLUMN_SPLIT = ("attention.wo", "feed_forward.w2", "tok_embeddings")
 
 
 def write_tiny_meta_checkpoint(
-    directory: Path, *, dim: int = 64, n_layers: int = 2, n_heads: int = 4, n_kv_heads: int = 2, shards: int = 2, seed: int = 0
+    directory: Path,
+    *,
+    dim: int = 64,
+    n_layers: int = 2,
+    n_heads: int = 4,
+    n_kv_heads: int = 2,
+    shards: int = 2,
+    seed: int = 0,
 ) -> Path:
     """Write a random checkpoint in Meta's layout (`consolidated.NN.pth`, `params.json`, `tokenizer.model`)."""
     import sentencepiece as spm
@@ -145,14 +152,23 @@ def main(argv: Sequence[str] | None = None) -> None:
                 convert_kwargs: dict[str, Any] = {}
             else:
                 print("This demo runs on a tiny model with RANDOM weights: its generations are noise, not code.")
-                meta = steps.run("write tiny Meta checkpoint", lambda: write_tiny_meta_checkpoint(work / "CodeLlama-tiny-Instruct"))
+                meta = steps.run(
+                    "write tiny Meta checkpoint", lambda: write_tiny_meta_checkpoint(work / "CodeLlama-tiny-Instruct")
+                )
                 convert_kwargs = {"variant": "instruct"}
             checkpoint = work / "converted"
-            steps.run("convert (codellama-convert --verify)", lambda: convert(input_dir=meta, output_dir=checkpoint, verify=True, **convert_kwargs))
+            steps.run(
+                "convert (codellama-convert --verify)",
+                lambda: convert(input_dir=meta, output_dir=checkpoint, verify=True, **convert_kwargs),
+            )
         tokenizer = steps.run("AutoTokenizer.from_pretrained", lambda: AutoTokenizer.from_pretrained(checkpoint))
-        model = steps.run("AutoModelForCausalLM.from_pretrained", lambda: AutoModelForCausalLM.from_pretrained(checkpoint))
+        model = steps.run(
+            "AutoModelForCausalLM.from_pretrained", lambda: AutoModelForCausalLM.from_pretrained(checkpoint)
+        )
         print(f"Loaded {type(tokenizer).__name__} and {type(model).__name__} ({model.config.variant} variant).")
-        generator = steps.run("pipeline('text-generation')", lambda: pipeline("text-generation", model=model, tokenizer=tokenizer))
+        generator = steps.run(
+            "pipeline('text-generation')", lambda: pipeline("text-generation", model=model, tokenizer=tokenizer)
+        )
         greedy = {"max_new_tokens": args.max_new_tokens, "do_sample": False}
 
         prompt = "def fibonacci(n):\n"
@@ -162,7 +178,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if tokenizer.supports_infilling:
             infill = 'def remove_non_ascii(s: str) -> str:\n    """ <FILL_ME>\n    return result\n'
             print(f"\n== infilling\nprompt layout: {describe_layout(tokenizer, tokenizer(infill)['input_ids'])}")
-            middle = steps.run("infilling", lambda: generator(infill, return_full_text=False, **greedy)[0]["generated_text"])
+            middle = steps.run(
+                "infilling", lambda: generator(infill, return_full_text=False, **greedy)[0]["generated_text"]
+            )
             print(f"middle (stops at ▁<EOT>): {middle!r}")
         else:
             print("\n== infilling: skipped, this model cannot infill (Code Llama 34B and Python models cannot)")

@@ -74,9 +74,7 @@ def layout(
     return [*head, ids.prefix, *prefix_ids, ids.suffix, *suffix_ids, ids.middle]
 
 
-def control_mask(
-    prefix_len: int, suffix_len: int, *, suffix_first: bool, add_bos: bool
-) -> list[int]:
+def control_mask(prefix_len: int, suffix_len: int, *, suffix_first: bool, add_bos: bool) -> list[int]:
     """The special-tokens mask of `layout(...)`: 1 on BOS and the three markers, 0 on text."""
     head = [1] if add_bos else []
     if suffix_first:

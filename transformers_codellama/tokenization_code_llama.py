@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from shutil import copyfile
@@ -10,7 +11,7 @@ from typing import Any
 import sentencepiece as spm
 from transformers import PreTrainedTokenizer
 
-from .tokenization_shared import CodeLlamaTokenizerMixin, split_init_kwargs
+from .tokenization_shared import CodeLlamaTokenizerMixin, split_init_kwargs, template_flags
 
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model"}
 _BYTE_PIECE_LENGTH = len("<0x00>")
@@ -67,11 +68,14 @@ class CodeLlamaTokenizer(CodeLlamaTokenizerMixin, PreTrainedTokenizer):
         eos_token: str = "</s>",
         pad_token: str | None = None,
         sp_model_kwargs: dict[str, Any] | None = None,
-        add_bos_token: bool = True,
-        add_eos_token: bool = False,
+        add_bos_token: bool | None = None,
+        add_eos_token: bool | None = None,
         clean_up_tokenization_spaces: bool = False,
         **kwargs: Any,
     ) -> None:
+        saved_bos, saved_eos = template_flags(_saved_post_processor(kwargs.pop("tokenizer_file", None)))
+        add_bos_token = saved_bos if add_bos_token is None else add_bos_token
+        add_eos_token = saved_eos if add_eos_token is None else add_eos_token
         self.vocab_file = vocab_file
         self.sp_model_kwargs = sp_model_kwargs or {}
         self.sp_model = _load_sentencepiece(vocab_file, self.sp_model_kwargs)
@@ -176,6 +180,13 @@ def _decode_bytes(data: bytearray) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return "\ufffd" * len(data)
+
+
+def _saved_post_processor(tokenizer_file: str | None) -> dict[str, Any] | None:
+    if not tokenizer_file or not os.path.isfile(tokenizer_file):
+        return None
+    with open(tokenizer_file, encoding="utf-8") as handle:
+        return json.load(handle).get("post_processor")
 
 
 def _load_sentencepiece(vocab_file: str, sp_model_kwargs: dict[str, Any]) -> spm.SentencePieceProcessor:

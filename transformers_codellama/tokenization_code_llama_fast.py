@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from shutil import copyfile
@@ -13,7 +14,7 @@ from tokenizers.models import BPE
 from transformers import PreTrainedTokenizerFast
 
 from .tokenization_code_llama import CodeLlamaTokenizer
-from .tokenization_shared import CodeLlamaTokenizerMixin, split_init_kwargs
+from .tokenization_shared import CodeLlamaTokenizerMixin, split_init_kwargs, template_flags
 
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model", "tokenizer_file": "tokenizer.json"}
 _NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED, _BYTE = 1, 2, 3, 4, 6
@@ -53,7 +54,9 @@ def backend_from_sentencepiece(model: bytes, *, source: str = "tokenizer.model")
                 ranked.append((-piece.score, index, vocab[left], left, right))
     ranked.sort()
     unk = proto.pieces[spec.unk_id].piece
-    backend = Tokenizer(BPE(vocab, [(left, right) for *_, left, right in ranked], unk_token=unk, fuse_unk=True, byte_fallback=True))
+    backend = Tokenizer(
+        BPE(vocab, [(left, right) for *_, left, right in ranked], unk_token=unk, fuse_unk=True, byte_fallback=True)
+    )
     backend.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
     backend.decoder = decoders.Sequence(
         [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
@@ -111,13 +114,18 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast):
         bos_token: str = "<s>",
         eos_token: str = "</s>",
         pad_token: str | None = None,
-        add_bos_token: bool = True,
-        add_eos_token: bool = False,
+        add_bos_token: bool | None = None,
+        add_eos_token: bool | None = None,
         clean_up_tokenization_spaces: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.pop("tokenizer_object", None)
         backend = _load_backend(vocab_file, tokenizer_file)
+        # transformers drops add_bos/eos_token from the config when tokenizer.json exists: its template says them.
+        processor = backend.post_processor
+        saved_bos, saved_eos = template_flags(json.loads(processor.__getstate__()) if processor else None)
+        add_bos_token = saved_bos if add_bos_token is None else add_bos_token
+        add_eos_token = saved_eos if add_eos_token is None else add_eos_token
         own, kwargs = split_init_kwargs(kwargs, backend.get_vocab(with_added_tokens=False))
         kwargs.pop("sp_model_kwargs", None)
         self.vocab_file = vocab_file
@@ -171,7 +179,9 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast):
             copyfile(self.vocab_file, out)  # type: ignore[arg-type]
         return (out,)
 
-    def _save_pretrained(self, save_directory: str | os.PathLike, file_names: tuple[str, ...], *args: Any, **kwargs: Any) -> tuple[str, ...]:
+    def _save_pretrained(
+        self, save_directory: str | os.PathLike, file_names: tuple[str, ...], *args: Any, **kwargs: Any
+    ) -> tuple[str, ...]:
         # transformers v5 writes only tokenizer.json for fast tokenizers; Code Llama users expect tokenizer.model too.
         files = super()._save_pretrained(save_directory, file_names, *args, **kwargs)
         return files + self.save_vocabulary(str(save_directory), kwargs.get("filename_prefix"))
@@ -188,7 +198,9 @@ def _load_backend(vocab_file: str | None, tokenizer_file: str | None) -> Tokeniz
                 "there is no tokenizer.model beside it to convert exactly"
             )
     if not vocab_file or not os.path.isfile(vocab_file):
-        raise ValueError(f"CodeLlamaTokenizerFast needs tokenizer.model or tokenizer.json; {vocab_file!r} does not exist")
+        raise ValueError(
+            f"CodeLlamaTokenizerFast needs tokenizer.model or tokenizer.json; {vocab_file!r} does not exist"
+        )
     with open(vocab_file, "rb") as handle:
         return backend_from_sentencepiece(handle.read(), source=vocab_file)
 

@@ -11,20 +11,34 @@ import inspect
 import json
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transformers.tokenization_utils_base import BatchEncoding, TruncationStrategy
 
-from . import chat, infilling
-from .infilling import InfillingIds
+# `from .module import name` form only: transformers' remote-code loader copies the files these lines name.
+from .chat import KNOWN_TEMPLATES, STEP_PIECE, Control, Segment, segments_for
+from .infilling import (
+    EOT_PIECE,
+    FILL_TOKEN,
+    MIDDLE_PIECE,
+    PREFIX_PIECE,
+    SENTINEL,
+    SUFFIX_PIECE,
+    InfillingIds,
+    control_mask,
+    layout,
+    middle_ids,
+    nolead_inputs,
+    split_fill_marker,
+)
 
 # Init arguments specific to Code Llama, with their defaults.
 CODE_LLAMA_INIT_DEFAULTS: dict[str, Any] = {
-    "prefix_token": infilling.PREFIX_PIECE,
-    "middle_token": infilling.MIDDLE_PIECE,
-    "suffix_token": infilling.SUFFIX_PIECE,
-    "eot_token": infilling.EOT_PIECE,
-    "fill_token": infilling.FILL_TOKEN,
+    "prefix_token": PREFIX_PIECE,
+    "middle_token": MIDDLE_PIECE,
+    "suffix_token": SUFFIX_PIECE,
+    "eot_token": EOT_PIECE,
+    "fill_token": FILL_TOKEN,
     "suffix_first": False,
 }
 # Keys that real Code Llama tokenizer_config.json files carry and that mean nothing here: `legacy` chose between
@@ -71,11 +85,33 @@ def split_init_kwargs(kwargs: dict[str, Any], vocab: Sequence[str] | dict[str, i
     return own, kwargs
 
 
+def template_flags(post_processor: dict[str, Any] | None) -> tuple[bool, bool]:
+    """(add_bos_token, add_eos_token) as a saved `tokenizer.json` post-processor has them.
+
+    transformers drops these two flags from `tokenizer_config.json` when a `tokenizer.json` exists, taking the
+    post-processor's template as the truth; Code Llama's defaults (BOS, no EOS) apply when there is none.
+    """
+    post_processor = post_processor or {}
+    single = post_processor.get("single") if post_processor.get("type") == "TemplateProcessing" else None
+    if not single:
+        return True, False
+    return "SpecialToken" in single[0], "SpecialToken" in single[-1]
+
+
 class CodeLlamaTokenizerMixin:
     """Code Llama's infilling, chat and special-token behaviour on top of a transformers tokenizer backend."""
 
     padding_side = "left"  # Code Llama is a decoder: batched generation pads on the left
     model_input_names = ["input_ids", "attention_mask"]
+
+    if TYPE_CHECKING:  # provided by transformers' tokenizer base classes
+        init_kwargs: dict[str, Any]
+        bos_token_id: int
+        eos_token_id: int
+        add_bos_token: bool
+        add_eos_token: bool
+        truncation_side: str
+        chat_template: Any
 
     # Set by `_init_code_llama`.
     prefix_token: str
@@ -101,7 +137,7 @@ class CodeLlamaTokenizerMixin:
             setattr(self, key, value)
         # Saved to tokenizer_config.json (the base class saves `init_kwargs`).
         self.init_kwargs.update(own)
-        self._sentinel_ids = self._encode_texts([infilling.SENTINEL])[0]
+        self._sentinel_ids = self._encode_texts([SENTINEL])[0]
 
     def _piece_id(self, piece: str) -> int | None:
         """Id of a vocabulary piece, or None when the vocabulary lacks it."""
@@ -130,7 +166,7 @@ class CodeLlamaTokenizerMixin:
     @property
     def step_id(self) -> int | None:
         """Id of the `<step>` piece that ends a 70B-Instruct turn, or None for the other models."""
-        return self._piece_id(chat.STEP_PIECE)
+        return self._piece_id(STEP_PIECE)
 
     @property
     def supports_infilling(self) -> bool:
@@ -207,7 +243,7 @@ class CodeLlamaTokenizerMixin:
             if suffix is not None:
                 raise TypeError("infilling takes text prompts (strings), not pre-tokenized input")
             return None
-        split = [infilling.split_fill_marker(item, self.fill_token) for item in texts]
+        split = [split_fill_marker(item, self.fill_token) for item in texts]
         if suffix is not None:
             if any(parts is not None for parts in split):
                 raise ValueError(f"pass either a {self.fill_token} marker in the text or suffix=, not both")
@@ -233,35 +269,42 @@ class CodeLlamaTokenizerMixin:
         if kwargs.get("return_offsets_mapping"):
             raise ValueError("return_offsets_mapping is not available for infilling prompts")
         infill = [prompt for prompt in prompts if isinstance(prompt, tuple)]
-        ids = self._infilling_ids() if infill else None
         plain = [prompt for prompt in prompts if isinstance(prompt, str)]
-        encoded = iter(self._encode_texts([p for p, _ in infill] + infilling.nolead_inputs([s for _, s in infill]) + plain))
-        prefixes = [next(encoded) for _ in infill]
-        drop = len(self._sentinel_ids)
-        suffixes = [next(encoded)[drop:] for _ in infill]
-        truncate = truncation_strategy not in (TruncationStrategy.DO_NOT_TRUNCATE, "do_not_truncate", False, None)
-        sequences, masks, k = [], [], 0
-        for prompt in prompts:
-            if isinstance(prompt, tuple):
-                sequence = infilling.layout(prefixes[k], suffixes[k], ids, suffix_first=suffix_first, add_bos=add_special_tokens)  # type: ignore[arg-type]
-                mask = infilling.control_mask(len(prefixes[k]), len(suffixes[k]), suffix_first=suffix_first, add_bos=add_special_tokens)
-                k += 1
-                if truncate and max_length is not None and len(sequence) > max_length:
-                    raise ValueError(
-                        f"the infilling prompt is {len(sequence)} tokens, over max_length={max_length}; "
-                        "truncating it would cut the infilling layout, shorten the prefix or suffix instead"
-                    )
-            else:
-                content = next(encoded)
-                if truncate and max_length is not None:
-                    budget = max(max_length - len(self.build_inputs_with_special_tokens([])), 0) if add_special_tokens else max_length
-                    side = self.truncation_side  # type: ignore[attr-defined]
-                    content = content[:budget] if side == "right" else content[len(content) - budget :]
-                sequence = self.build_inputs_with_special_tokens(content) if add_special_tokens else content
-                mask = self.get_special_tokens_mask(content) if add_special_tokens else [0] * len(content)
-            sequences.append(sequence)
-            masks.append(mask)
+        encoded = self._encode_texts(
+            [prefix for prefix, _ in infill] + nolead_inputs([suffix for _, suffix in infill]) + plain
+        )
+        n, drop = len(infill), len(self._sentinel_ids)
+        infill_parts = iter(zip(encoded[:n], (ids[drop:] for ids in encoded[n : 2 * n])))
+        plain_parts = iter(encoded[2 * n :])
+        truncating = truncation_strategy not in (TruncationStrategy.DO_NOT_TRUNCATE, "do_not_truncate", False, None)
+        limit = max_length if truncating else None
+        built = [
+            self._infilling_sequence(*next(infill_parts), suffix_first, add_special_tokens, limit)
+            if isinstance(prompt, tuple)
+            else self._plain_sequence(next(plain_parts), add_special_tokens, limit)
+            for prompt in prompts
+        ]
+        sequences, masks = [sequence for sequence, _ in built], [mask for _, mask in built]
         return self._assemble(sequences, masks, batched=batched, max_length=max_length, **kwargs)
+
+    def _infilling_sequence(
+        self, prefix: list[int], suffix: list[int], suffix_first: bool, add_bos: bool, limit: int | None
+    ) -> tuple[list[int], list[int]]:
+        sequence = layout(prefix, suffix, self._infilling_ids(), suffix_first=suffix_first, add_bos=add_bos)
+        if limit is not None and len(sequence) > limit:
+            raise ValueError(
+                f"the infilling prompt is {len(sequence)} tokens, over max_length={limit}; "
+                "truncating it would cut the infilling layout, shorten the prefix or suffix instead"
+            )
+        return sequence, control_mask(len(prefix), len(suffix), suffix_first=suffix_first, add_bos=add_bos)
+
+    def _plain_sequence(self, content: list[int], add_special: bool, limit: int | None) -> tuple[list[int], list[int]]:
+        if limit is not None:
+            budget = max(limit - len(self.build_inputs_with_special_tokens([])), 0) if add_special else limit
+            content = content[:budget] if self.truncation_side == "right" else content[len(content) - budget :]
+        if not add_special:
+            return content, [0] * len(content)
+        return self.build_inputs_with_special_tokens(content), self.get_special_tokens_mask(content)
 
     def _assemble(
         self,
@@ -301,7 +344,9 @@ class CodeLlamaTokenizerMixin:
             return BatchEncoding(single, tensor_type=return_tensors, prepend_batch_axis=return_tensors is not None)
         return BatchEncoding(dict(padded), tensor_type=return_tensors)
 
-    def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False, **kwargs: Any) -> list[str]:
+    def tokenize(
+        self, text: str, pair: str | None = None, add_special_tokens: bool = False, **kwargs: Any
+    ) -> list[str]:
         """Pieces of `text`; for an infilling prompt, the pieces of its layout (matching the ids)."""
         if isinstance(text, str) and (kwargs.get("suffix") is not None or self.fill_token in text):
             encoded = self._encode_plus(text, add_special_tokens=add_special_tokens, **kwargs)
@@ -314,9 +359,9 @@ class CodeLlamaTokenizerMixin:
     def decode_infill(self, token_ids: Sequence[int]) -> str:
         """Decode a generated middle as Meta does: up to `▁<EOT>`/`</s>`, keeping its real leading space."""
         stops = [token for token in (self.eot_id, self.eos_token_id) if token is not None]  # type: ignore[attr-defined]
-        middle = infilling.middle_ids([int(token) for token in token_ids], stops)
+        middle = middle_ids([int(token) for token in token_ids], stops)
         text = self.decode(self._sentinel_ids + middle, skip_special_tokens=True)  # type: ignore[attr-defined]
-        return text[len(infilling.SENTINEL) :] if text.startswith(infilling.SENTINEL) else text
+        return text[len(SENTINEL) :] if text.startswith(SENTINEL) else text
 
     # ------------------------------------------------------------------------------------------------ chat
     def apply_chat_template(self, conversation: Any, *args: Any, **kwargs: Any) -> Any:
@@ -328,11 +373,16 @@ class CodeLlamaTokenizerMixin:
         """
         template = kwargs.get("chat_template") or self.chat_template  # type: ignore[attr-defined]
         unsupported = ("tools", "documents", "continue_final_message", "return_assistant_tokens_mask")
-        if args or template not in chat.KNOWN_TEMPLATES or not kwargs.get("tokenize", True) or any(kwargs.get(key) for key in unsupported):
+        if (
+            args
+            or template not in KNOWN_TEMPLATES
+            or not kwargs.get("tokenize", True)
+            or any(kwargs.get(key) for key in unsupported)
+        ):
             return super().apply_chat_template(conversation, *args, **kwargs)  # type: ignore[misc]
         batched = bool(conversation) and isinstance(conversation[0], (list, tuple))
         conversations = conversation if batched else [conversation]
-        sequences = [self._chat_ids(chat.segments_for(template, messages)) for messages in conversations]
+        sequences = [self._chat_ids(segments_for(template, messages)) for messages in conversations]
         return_dict = kwargs.get("return_dict", _default_return_dict(super().apply_chat_template))  # type: ignore[misc]
         padding = kwargs.get("padding", False)
         encoded = self._assemble(
@@ -346,9 +396,13 @@ class CodeLlamaTokenizerMixin:
         )
         return encoded if return_dict else encoded["input_ids"]
 
-    def _chat_ids(self, segments: Sequence[chat.Segment]) -> list[int]:
+    def _chat_ids(self, segments: Sequence[Segment]) -> list[int]:
         texts = iter(self._encode_texts([segment for segment in segments if isinstance(segment, str)]))
-        controls = {chat.Control.BOS: self.bos_token_id, chat.Control.EOS: self.eos_token_id, chat.Control.STEP: self.step_id}  # type: ignore[attr-defined]
+        controls = {
+            Control.BOS: self.bos_token_id,
+            Control.EOS: self.eos_token_id,
+            Control.STEP: self.step_id,
+        }  # type: ignore[attr-defined]
         ids: list[int] = []
         for segment in segments:
             if isinstance(segment, str):

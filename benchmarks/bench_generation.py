@@ -1,0 +1,102 @@
+"""Greedy `generate` speed of `CodeLlamaForCausalLM` against stock `LlamaForCausalLM` with the same weights,
+measured side by side in one run (medians of interleaved repeats).
+
+    python benchmarks/bench_generation.py [--new-tokens 32] [--repeats 15] [--threads 1]
+
+Target (issue 3): Code Llama tokens/s >= 0.98x stock Llama's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import save
+
+from transformers_codellama import CodeLlamaConfig, CodeLlamaForCausalLM
+
+# Small enough for a 2-core CPU, large enough that the forward pass (not Python overhead) dominates.
+SIZES = {
+    "hidden_size": 256,
+    "intermediate_size": 688,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 4,
+}
+
+
+def alternating(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each function over `repeats` rounds, the order reversed every round (ABBA), after a warm-up."""
+    samples: dict[str, list[float]] = {name: [] for name in functions}
+    items = list(functions.items())
+    for function in functions.values():
+        function()
+    for round_ in range(repeats):
+        for name, function in items if round_ % 2 == 0 else items[::-1]:
+            start = time.perf_counter()
+            function()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated per call (forced)")
+    parser.add_argument("--repeats", type=int, default=15, help="interleaved repeats; medians are reported")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1 keeps timings steady on a busy machine)"
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    torch.manual_seed(0)
+    codellama = CodeLlamaForCausalLM(CodeLlamaConfig(**SIZES)).eval()
+    fields = {k: v for k, v in codellama.config.to_dict().items() if k in LlamaConfig.__dataclass_fields__}
+    llama = LlamaForCausalLM(LlamaConfig(**fields)).eval()
+    llama.load_state_dict(codellama.state_dict(), strict=True)
+    prompt = torch.randint(3, 32000, (1, 32), generator=torch.Generator().manual_seed(1))
+    options = {
+        "max_new_tokens": args.new_tokens,
+        "min_new_tokens": args.new_tokens,
+        "do_sample": False,
+        "pad_token_id": 2,
+    }
+
+    outputs = {name: model.generate(prompt, **options) for name, model in (("codellama", codellama), ("llama", llama))}
+    assert torch.equal(outputs["codellama"], outputs["llama"]), "the two models must generate the same tokens"
+
+    with torch.inference_mode():
+        times = alternating(
+            {
+                "codellama": lambda: codellama.generate(prompt, **options),
+                "llama": lambda: llama.generate(prompt, **options),
+            },
+            args.repeats,
+        )
+    tokens_per_s = {name: args.new_tokens / seconds for name, seconds in times.items()}
+    ratio = tokens_per_s["codellama"] / tokens_per_s["llama"]
+    results = {
+        "model": SIZES,
+        "new_tokens": args.new_tokens,
+        "repeats": args.repeats,
+        "median_seconds": times,
+        "tokens_per_s": tokens_per_s,
+        "ratio_codellama_over_llama": ratio,
+        "target": ">= 0.98",
+    }
+    path = save("generation", results)
+    for name, rate in tokens_per_s.items():
+        print(f"{name:>10}: {rate:8.1f} tokens/s (median {times[name] * 1e3:.1f} ms per call)")
+    print(f"ratio codellama/llama: {ratio:.3f} (target >= 0.98); written to {path}")
+
+
+if __name__ == "__main__":
+    main()
