@@ -108,7 +108,8 @@ def describe_layout(tokenizer: Any, ids: Sequence[int]) -> str:
     """The infilling prompt's tokens, the control pieces named: `<s> ▁<PRE> [prefix…] ▁<SUF> [suffix…] ▁<MID>`."""
     names = {tokenizer.bos_token_id: "BOS", tokenizer.prefix_id: "▁<PRE>", tokenizer.suffix_id: "▁<SUF>",
              tokenizer.middle_id: "▁<MID>"}  # fmt: skip
-    out, run = [], []
+    out: list[str] = []
+    run: list[int] = []
     for token in ids:
         if token in names:
             if run:

@@ -9,7 +9,7 @@ library, so it can ship with the package (Meta's model cannot) and every code pa
 from __future__ import annotations
 
 import io
-import sys
+import sysconfig
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -34,7 +34,7 @@ _NORMAL, _USER_DEFINED = 1, 4
 
 def append_pieces(model: bytes, pieces: Sequence[str], *, user_defined: bool = False) -> bytes:
     """Return `model` (a serialized SentencePiece model) with `pieces` appended, scored below every piece."""
-    proto = model_pb2.ModelProto()
+    proto = model_pb2.ModelProto()  # type: ignore[attr-defined]  # generated protobuf module
     proto.ParseFromString(model)
     known = {p.piece for p in proto.pieces}
     lowest = min(p.score for p in proto.pieces)
@@ -74,7 +74,7 @@ def train_tiny_model(corpus: Iterable[str], *, vocab_size: int = 1000) -> bytes:
 
 
 def _stdlib_lines(limit_bytes: int) -> list[str]:
-    root = Path(sys.modules["os"].__file__).parent
+    root = Path(sysconfig.get_paths()["stdlib"])
     lines: list[str] = []
     size = 0
     for path in sorted(root.glob("*.py")):

@@ -17,7 +17,7 @@ VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model"}
 _BYTE_PIECE_LENGTH = len("<0x00>")
 
 
-class CodeLlamaTokenizer(CodeLlamaTokenizerMixin, PreTrainedTokenizer):
+class CodeLlamaTokenizer(CodeLlamaTokenizerMixin, PreTrainedTokenizer):  # type: ignore[misc]
     r"""
     Code Llama's tokenizer, running Meta's SentencePiece model (`tokenizer.model`) through `sentencepiece`.
 

@@ -29,7 +29,7 @@ def backend_from_sentencepiece(model: bytes, *, source: str = "tokenizer.model")
     normalizers (not a pre-tokenizer: SentencePiece does not split on whitespace), and user-defined pieces become
     added tokens matched on the normalized text, as SentencePiece matches them.
     """
-    proto = model_pb2.ModelProto()
+    proto = model_pb2.ModelProto()  # type: ignore[attr-defined]  # generated protobuf module
     try:
         proto.ParseFromString(model)
     except Exception:  # protobuf raises its own DecodeError type
@@ -82,7 +82,7 @@ def _is_exact_backend(backend: Tokenizer) -> bool:
     )
 
 
-class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast):
+class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast):  # type: ignore[misc]
     r"""
     Code Llama's tokenizer on the `tokenizers` library, with the same arguments and results as
     [`CodeLlamaTokenizer`], id for id.
@@ -104,7 +104,7 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast):
     """
 
     vocab_files_names = VOCAB_FILES_NAMES
-    slow_tokenizer_class = CodeLlamaTokenizer
+    slow_tokenizer_class = CodeLlamaTokenizer  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -144,9 +144,10 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast):
         )
         # A private encoder for plain pieces: the same model and normalizer, no post-processor, and never any
         # padding/truncation (transformers reconfigures the main backend per call).
-        self._text_backend = Tokenizer(self._tokenizer.model)
-        self._text_backend.normalizer = self._tokenizer.normalizer
-        user_defined = [t for t in self._tokenizer.get_added_tokens_decoder().values() if not t.special]
+        main = self.backend_tokenizer
+        self._text_backend = Tokenizer(main.model)
+        self._text_backend.normalizer = main.normalizer
+        user_defined = [t for t in main.get_added_tokens_decoder().values() if not t.special]
         self._text_backend.add_tokens(user_defined)
         self._init_code_llama(own)
 
@@ -170,7 +171,7 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast):
         """Rebuild the BOS/EOS template after changing `bos_token`, `eos_token`, `add_bos_token` or `add_eos_token`."""
         super().update_post_processor()
 
-    def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
+    def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:  # type: ignore[override]
         """Copy `tokenizer.model` into `save_directory` (when this tokenizer was built from one)."""
         if not self.can_save_slow_tokenizer:
             return ()
