@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from transformers import AutoTokenizer
+from transformers.testing_utils import CaptureLogger
+from transformers.utils import logging
 
 from tests.conftest import CODELLAMA_MODEL, code_cuts
 from transformers_codellama import CodeLlamaTokenizer, CodeLlamaTokenizerFast
@@ -126,7 +128,7 @@ def test_fast_saves_all_three_files_and_reloads_from_json_alone(tmp_path, fast):
 def test_real_checkpoint_config_loads_quietly(tmp_path, slow, recwarn):
     shutil.copy(CODELLAMA_MODEL, tmp_path / "tokenizer.model")
     (tmp_path / "tokenizer_config.json").write_text(json.dumps(REAL_CONFIG))
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), CaptureLogger(logging.get_logger("transformers")) as logs:
         warnings.simplefilter("error")
         for cls in (CodeLlamaTokenizer, CodeLlamaTokenizerFast, AutoTokenizer):
             loaded = cls.from_pretrained(tmp_path)
@@ -134,6 +136,7 @@ def test_real_checkpoint_config_loads_quietly(tmp_path, slow, recwarn):
             assert _ids(loaded) == _ids(slow["codellama"])
             # The infilling pieces are vocabulary pieces, not special tokens to skip: text survives decoding.
             assert loaded.decode(loaded(" <PRE> x")["input_ids"], skip_special_tokens=True) == " <PRE> x"
+    assert logs.out == ""
 
 
 def test_stale_tokenizer_json_is_replaced_by_an_exact_conversion(tmp_path, slow):
