@@ -1,0 +1,271 @@
+"""`convert()`: a Meta Code Llama checkpoint directory to a Hugging Face one, streamed tensor by tensor."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub.utils import tqdm
+from transformers import LlamaConfig
+
+from transformers_codellama import __version__
+from transformers_codellama.configuration_code_llama import CodeLlamaConfig
+from transformers_codellama.modeling_code_llama import generation_config_for
+from transformers_codellama.remote_code import save_remote_code
+
+from .errors import ConversionError
+from .mapping import (
+    SHARDS_PER_SIZE,
+    MetaParams,
+    config_kwargs,
+    hf_name,
+    infer_variant,
+    max_context,
+    permute_rotary,
+    rotary_heads,
+    shard_axis,
+)
+from .meta_checkpoint import MetaCheckpoint
+from .model_card import CardFacts, model_card, original_name
+from .verify import verify_conversion
+from .writer import ShardWriter, TensorSpec, check_output_dir, parse_size, staged_output
+
+FORMATS = ("codellama", "llama")
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    """What `convert` wrote, how long it took and the peak memory of the process."""
+
+    output_dir: Path
+    model_size: str
+    variant: str
+    output_format: str
+    dtype: torch.dtype
+    weight_files: list[str]
+    weight_bytes: int
+    seconds: float
+    peak_rss_bytes: int
+    max_logit_difference: float | None
+
+    def summary(self) -> str:
+        """One line: what was written, where, how long, peak memory (and the verification result)."""
+        verified = (
+            "" if self.max_logit_difference is None else f", verified (max logit diff {self.max_logit_difference:.2g})"
+        )
+        return (
+            f"wrote {self.model_size} {self.variant} ({self.output_format} format, {str(self.dtype).removeprefix('torch.')}): "
+            f"{len(self.weight_files)} safetensors shard(s), {self.weight_bytes / 2**30:.2f} GiB, config, tokenizer and "
+            f"model card to {self.output_dir} in {self.seconds:.1f} s, peak RSS {self.peak_rss_bytes / 2**20:.0f} MiB{verified}"
+        )
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # kilobytes on Linux, bytes on macOS
+
+
+def build_tokenizer(tokenizer_model: Path, *, variant: str, context_length: int) -> Any:
+    """The plugin's fast tokenizer for `tokenizer_model`, with the chat template for Instruct models."""
+    from transformers_codellama.chat import chat_template_for
+    from transformers_codellama.tokenization_code_llama_fast import CodeLlamaTokenizerFast
+
+    try:
+        tokenizer = CodeLlamaTokenizerFast(vocab_file=str(tokenizer_model))
+    except (ValueError, RuntimeError, OSError) as error:
+        raise ConversionError(f"{tokenizer_model}: cannot build the Code Llama tokenizer ({error})") from None
+    tokenizer.model_max_length = context_length
+    if variant == "instruct":
+        tokenizer.chat_template = chat_template_for(tokenizer)
+    return tokenizer
+
+
+def build_config(
+    params: MetaParams,
+    *,
+    vocab_size: int,
+    model_size: str,
+    variant: str,
+    output_format: str,
+    supports_infilling: bool,
+    dtype: torch.dtype,
+) -> LlamaConfig:
+    """The model config: the plugin's CodeLlamaConfig, or a stock LlamaConfig for `--format llama`."""
+    context = max_context(model_size, variant)
+    kwargs = config_kwargs(params, vocab_size=vocab_size, max_position_embeddings=context, dtype=dtype)
+    if output_format == "llama":
+        config = LlamaConfig(**kwargs)
+        config.architectures = ["LlamaForCausalLM"]
+    else:
+        config = CodeLlamaConfig(**kwargs, variant=variant, supports_infilling=supports_infilling)
+        config.architectures = ["CodeLlamaForCausalLM"]
+    return config
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None, stored: torch.dtype) -> torch.dtype:
+    if dtype is None:
+        return stored
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise ConversionError(f"dtype must be one of {', '.join(DTYPES)}; found {dtype!r}")
+
+
+# Rows per written block: small enough to bound memory, large enough that per-block overhead does not matter.
+BLOCK_BYTES = 16 * 2**20
+
+
+def row_blocks(
+    slices: list[torch.Tensor], *, axis: int | None, heads: int | None, dtype: torch.dtype
+) -> Iterator[torch.Tensor]:
+    """The merged (and, for wq/wk, rotary-permuted) tensor as consecutive row blocks of about BLOCK_BYTES.
+
+    Slices split along rows are whole row ranges of the result, and each holds whole heads, so they are permuted
+    one by one; slices split along columns are joined a block of rows at a time. No block is ever the whole tensor.
+    """
+    if axis is None:
+        slices = slices[:1]  # replicated: every shard holds the same values
+    if heads is not None and heads % len(slices):  # heads straddle shards (never in Meta's releases): merge first
+        slices, axis = [permute_rotary(torch.cat(slices), heads)], 0
+    elif heads is not None:
+        slices = [permute_rotary(piece, heads // len(slices)) for piece in slices]
+    row_elements = slices[0][0].numel() * (len(slices) if axis == 1 else 1)
+    step = max(1, BLOCK_BYTES // (row_elements * dtype.itemsize))
+    if axis == 1:
+        for row in range(0, slices[0].shape[0], step):
+            yield torch.cat([piece[row : row + step] for piece in slices], dim=1).to(dtype)
+        return
+    for piece in slices:
+        for row in range(0, piece.shape[0], step):
+            yield piece[row : row + step].to(dtype)
+
+
+def _counted(blocks: Iterator[torch.Tensor], progress: Any) -> Iterator[torch.Tensor]:
+    for block in blocks:
+        yield block
+        progress.update(block.numel() * block.element_size())
+
+
+def _write_weights(
+    checkpoint: MetaCheckpoint, directory: Path, *, dtype: torch.dtype, max_shard_size: int
+) -> ShardWriter:
+    names = {name: str(hf_name(name)) for name in checkpoint.shapes}
+    specs = [TensorSpec(names[name], shape, dtype) for name, shape in checkpoint.shapes.items()]
+    writer = ShardWriter(directory, specs, max_shard_size=max_shard_size)
+    with tqdm(total=writer.total_size, unit="B", unit_scale=True, desc="Converting weights") as progress:
+        for group in checkpoint.groups():
+            for name, slices in checkpoint.read_slices(group):
+                heads = rotary_heads(name, checkpoint.params)
+                blocks = row_blocks(slices, axis=shard_axis(name), heads=heads, dtype=dtype)
+                writer.write(names[name], _counted(blocks, progress))
+    writer.finish()
+    return writer
+
+
+def convert(
+    *,
+    input_dir: str | Path,
+    output_dir: str | Path,
+    model_size: str | None = None,
+    variant: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    max_shard_size: str | int = "5GB",
+    output_format: str = "codellama",
+    verify: bool = False,
+    force: bool = False,
+    command: str | None = None,
+) -> ConversionResult:
+    """Convert Meta's Code Llama checkpoint in `input_dir` into a Hugging Face checkpoint in `output_dir`.
+
+    Everything is checked before any tensor is converted; the output is written to a hidden directory beside
+    `output_dir` and moved into place only once complete (and, with `verify`, once its logits match an independent
+    forward of the original shards). Raises ConversionError for bad input.
+    """
+    start = time.perf_counter()
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    if output_format not in FORMATS:
+        raise ConversionError(f"format must be one of {', '.join(FORMATS)}; found {output_format!r}")
+    shard_bytes = parse_size(max_shard_size)
+    check_output_dir(output_dir, force=force)  # before reading anything, so a refusal is immediate
+    if output_dir.resolve() == input_dir.resolve() or output_dir.resolve() in input_dir.resolve().parents:
+        raise ConversionError(f"{output_dir}: output directory must not be or contain the input directory")
+
+    checkpoint = MetaCheckpoint.open(input_dir)
+    size = checkpoint.model_size
+    if model_size is not None and model_size.upper() != size:
+        p = checkpoint.params
+        raise ConversionError(
+            f"{input_dir / 'params.json'}: --model-size {model_size} disagrees with dim={p.dim}, "
+            f"n_layers={p.n_layers}, which is {size if size != 'custom' else 'no released size'}"
+        )
+    if size in SHARDS_PER_SIZE and len(checkpoint.shard_paths) != SHARDS_PER_SIZE[size]:
+        raise ConversionError(
+            f"{input_dir}: found {len(checkpoint.shard_paths)} consolidated.NN.pth shards; Meta's "
+            f"{size} has {SHARDS_PER_SIZE[size]}"
+        )
+    variant = variant or infer_variant(input_dir.resolve().name)
+    if variant is None:
+        raise ConversionError(f"{input_dir}: the directory name names both Python and Instruct; pass --variant")
+    if verify:
+        checkpoint.verify_checksums()
+    out_dtype = _resolve_dtype(dtype, checkpoint.dtype)
+    difference = None
+    with staged_output(output_dir, force=force) as staging:
+        writer = _write_weights(checkpoint, staging, dtype=out_dtype, max_shard_size=shard_bytes)
+        # The tokenizer is built after the weights so that its memory and the weights' never add up.
+        tokenizer = build_tokenizer(
+            checkpoint.tokenizer_path, variant=variant, context_length=max_context(size, variant)
+        )
+        config = build_config(
+            checkpoint.params,
+            vocab_size=checkpoint.vocab_size,
+            model_size=size,
+            variant=variant,
+            output_format=output_format,
+            supports_infilling=bool(tokenizer.supports_infilling),
+            dtype=out_dtype,
+        )
+        config.save_pretrained(staging)
+        generation_config_for(config, tokenizer).save_pretrained(staging)  # stops on EOT / <step> where they apply
+        tokenizer.save_pretrained(staging)
+        if output_format == "codellama":
+            save_remote_code(staging)  # code files + auto_map: loads with trust_remote_code, no plugin
+        facts = CardFacts(
+            original_name=original_name(size, variant, input_dir.resolve().name),
+            model_size=size,
+            variant=variant,
+            output_format=output_format,
+            dtype=str(out_dtype).removeprefix("torch."),
+            vocab_size=checkpoint.vocab_size,
+            context_length=config.max_position_embeddings,
+            supports_infilling=bool(tokenizer.supports_infilling),
+            converter_version=__version__,
+            command=command or "transformers_codellama.conversion.convert(...)",
+        )
+        (staging / "README.md").write_text(model_card(facts), encoding="utf-8")
+        if verify:  # before the move: a checkpoint that fails verification never appears at output_dir
+            difference = verify_conversion(checkpoint, staging, config)
+    return ConversionResult(
+        output_dir=output_dir,
+        model_size=size,
+        variant=variant,
+        output_format=output_format,
+        dtype=out_dtype,
+        weight_files=writer.files,
+        weight_bytes=writer.total_size,
+        seconds=time.perf_counter() - start,
+        peak_rss_bytes=peak_rss_bytes(),
+        max_logit_difference=difference,
+    )
+
+
+__all__ = ["DTYPES", "FORMATS", "ConversionResult", "build_config", "build_tokenizer", "convert"]
