@@ -34,7 +34,14 @@ setup(
         "psutil>=5.9",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "mypy>=1.10", "mkdocs>=1.6", "mkdocstrings[python]>=0.26"],
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "ruff>=0.6",
+            "mypy>=1.10",
+            "mkdocs>=1.6",
+            "mkdocstrings[python]>=0.26",
+        ],
     },
     entry_points={
         "console_scripts": [

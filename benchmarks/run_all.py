@@ -46,10 +46,7 @@ def _rows(value: Any, prefix: str = "") -> list[tuple[str, str]]:
         return [row for key, item in value.items() for row in _rows(item, f"{prefix}{key} / ")]
     if isinstance(value, list) and (len(value) > 12 or any(isinstance(item, (list, dict)) for item in value)):
         return []
-    if isinstance(value, float):
-        text = f"{value:.4g}"
-    else:
-        text = str(value)
+    text = f"{value:.4g}" if isinstance(value, float) else str(value)
     return [(prefix.removesuffix(" / "), text)]
 
 
@@ -65,11 +62,17 @@ def _svg(timelines: dict[str, list[list[float]]], width: int = 640, height: int 
         y = height - bottom - (height - bottom - top) * m / m_max
         return f"{x:.1f},{y:.1f}"
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">']
-    parts.append(f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="black"/>')
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">'
+    ]
+    parts.append(
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="black"/>'
+    )
     parts.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="black"/>')
     parts.append(f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">seconds (max {t_max:.1f})</text>')
-    parts.append(f'<text x="14" y="{height / 2}" transform="rotate(-90 14 {height / 2})" text-anchor="middle">RSS MB (max {m_max:.0f})</text>')
+    parts.append(
+        f'<text x="14" y="{height / 2}" transform="rotate(-90 14 {height / 2})" text-anchor="middle">RSS MB (max {m_max:.0f})</text>'
+    )
     for index, (label, line) in enumerate(timelines.items()):
         color = colors[index % len(colors)]
         points = " ".join(xy(t, m) for t, m in line)

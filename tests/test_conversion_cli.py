@@ -186,10 +186,9 @@ def test_format_llama_loads_in_stock_transformers(tmp_path: Path) -> None:
         assert (torch.tensor(logits) - reference_logits(weights, case.spec, tokens)).abs().max() <= 1e-4
 
 
+@pytest.mark.parametrize("converted", ["7b"], indirect=True)  # the code files do not depend on the shape
 def test_codellama_format_loads_with_trust_remote_code_without_plugin(converted, tmp_path: Path) -> None:
     case, weights, output, _ = converted
-    if case.directory != CASES["7b"].directory:
-        pytest.skip("one case is enough: the code files do not depend on the shape")
     loaded = _load_without_plugin(output, "remote", tmp_path)
     assert loaded["class"] == "CodeLlamaForCausalLM" and loaded["model_type"] == "codellama"
     for tokens, logits in zip(PROMPTS, loaded["logits"], strict=True):

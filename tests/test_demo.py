@@ -10,7 +10,11 @@ import sys
 def _demo(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "transformers_codellama.demo", *args], capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, "-m", "transformers_codellama.demo", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
 
 
@@ -21,7 +25,10 @@ def test_demo_runs_every_step_on_random_weights():
     assert "RANDOM weights" in out
     assert "Loaded CodeLlamaTokenizerFast and CodeLlamaForCausalLM (instruct variant)" in out
     layout = next(line for line in out.splitlines() if line.startswith("prompt layout:"))
-    order = [layout.index(marker) for marker in ("BOS(1)", "▁<PRE>(", "'def remove_non_ascii", "▁<SUF>(", "return result", "▁<MID>(")]
+    order = [
+        layout.index(marker)
+        for marker in ("BOS(1)", "▁<PRE>(", "'def remove_non_ascii", "▁<SUF>(", "return result", "▁<MID>(")
+    ]
     assert order == sorted(order)
     for step in ("write tiny Meta checkpoint", "convert", "completion", "infilling", "chat"):
         assert f"| {step}" in out

@@ -21,7 +21,7 @@ from tests.conftest import CODELLAMA_MODEL, LLAMA2_MODEL, REPO
 from tests.meta_checkpoints import TinyCodeLlama, write_meta_checkpoint
 from tests.tiny_checkpoints import make_checkpoint
 
-DOCS = sorted((REPO / "docs").glob("*.md"))
+DOCS = [*sorted((REPO / "docs").glob("*.md")), REPO / "README.md"]
 FENCE = re.compile(r"^```(python|bash)\n(.*?)^```", re.S | re.M)
 # The console scripts, run through their entry modules with this interpreter.
 COMMANDS = {

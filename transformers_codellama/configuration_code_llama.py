@@ -17,7 +17,7 @@ class CodeLlamaConfig(LlamaConfig):
     differ (they are Code Llama 7B's: vocabulary 32016, RoPE base 1e6, a 16384-token context, RMSNorm epsilon
     1e-5). Two fields record what the checkpoint is:
 
-    Args:
+    Attributes:
         variant (`str`, *optional*, defaults to `"base"`):
             Which Code Llama family the weights come from: `"base"`, `"python"` or `"instruct"`.
         supports_infilling (`bool`, *optional*, defaults to `True`):
