@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED_DATA, interleaved, real_code, save
 
 from transformers_codellama import CodeLlamaTokenizer, CodeLlamaTokenizerFast
-from transformers_codellama.tokenization_code_llama_fast import backend_from_sentencepiece
+from transformers_codellama.sentencepiece_backend import backend_from_sentencepiece
 
 
 def main() -> None:

@@ -11,7 +11,12 @@ from typing import Any
 import sentencepiece as spm
 from transformers import PreTrainedTokenizer
 
-from .tokenization_shared import CodeLlamaTokenizerMixin, split_init_kwargs, template_flags
+# Remote code (`trust_remote_code=True`): older transformers releases (5.5 among them) copy only the *direct*
+# relative imports of this file beside it, so every module it needs transitively is imported here too.
+from .chat import KNOWN_TEMPLATES as _KNOWN_TEMPLATES  # noqa: F401
+from .infilling import FILL_TOKEN as _FILL_TOKEN  # noqa: F401
+from .sentencepiece_backend import backend_from_sentencepiece, bos_eos_template, template_flags
+from .tokenization_shared import CodeLlamaTokenizerMixin, split_init_kwargs
 
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model"}
 _BYTE_PIECE_LENGTH = len("<0x00>")
@@ -160,6 +165,23 @@ class CodeLlamaTokenizer(CodeLlamaTokenizerMixin, PreTrainedTokenizer):  # type:
             parts.append(_decode_bytes(pending))
         text = "".join(parts)
         return text[1:] if text.startswith(" ") else text
+
+    def _save_pretrained(
+        self, save_directory: str | os.PathLike, file_names: tuple[str, ...], *args: Any, **kwargs: Any
+    ) -> tuple[str, ...]:
+        # Write tokenizer.json too, so that a folder saved by either class has the same three files.
+        files = super()._save_pretrained(save_directory, file_names, *args, **kwargs)
+        backend = backend_from_sentencepiece(self.sp_model.serialized_model_proto(), source=self.vocab_file)
+        backend.post_processor = bos_eos_template(
+            (self.bos_token, self.bos_token_id),
+            (self.eos_token, self.eos_token_id),
+            add_bos=self.add_bos_token,
+            add_eos=self.add_eos_token,
+        )
+        prefix = kwargs.get("filename_prefix") or (args[1] if len(args) > 1 else None)
+        path = os.path.join(save_directory, (prefix + "-" if prefix else "") + "tokenizer.json")
+        backend.save(path)
+        return (*files, path)
 
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
         """Write the SentencePiece model as `tokenizer.model` into `save_directory`."""

@@ -8,78 +8,18 @@ from collections.abc import Sequence
 from shutil import copyfile
 from typing import Any
 
-from sentencepiece import sentencepiece_model_pb2 as model_pb2
-from tokenizers import AddedToken, Tokenizer, decoders, normalizers
-from tokenizers.models import BPE
+from tokenizers import Tokenizer
 from transformers import PreTrainedTokenizerFast
 
+# Remote code (`trust_remote_code=True`): older transformers releases (5.5 among them) copy only the *direct*
+# relative imports of this file beside it, so every module it needs transitively is imported here too.
+from .chat import KNOWN_TEMPLATES as _KNOWN_TEMPLATES  # noqa: F401
+from .infilling import FILL_TOKEN as _FILL_TOKEN  # noqa: F401
+from .sentencepiece_backend import backend_from_sentencepiece, is_exact_backend, template_flags
 from .tokenization_code_llama import CodeLlamaTokenizer
-from .tokenization_shared import CodeLlamaTokenizerMixin, split_init_kwargs, template_flags
+from .tokenization_shared import CodeLlamaTokenizerMixin, split_init_kwargs
 
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model", "tokenizer_file": "tokenizer.json"}
-_NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED, _BYTE = 1, 2, 3, 4, 6
-_BPE = 2
-
-
-def backend_from_sentencepiece(model: bytes, *, source: str = "tokenizer.model") -> Tokenizer:
-    """Build a `tokenizers.Tokenizer` that encodes and decodes exactly as SentencePiece does with `model`.
-
-    SentencePiece BPE merges the adjacent pair whose union is the best-scored piece; a `tokenizers` BPE whose
-    merge ranks follow the pieces' scores makes the same choices. The dummy prefix and the space escaping become
-    normalizers (not a pre-tokenizer: SentencePiece does not split on whitespace), and user-defined pieces become
-    added tokens matched on the normalized text, as SentencePiece matches them.
-    """
-    proto = model_pb2.ModelProto()  # type: ignore[attr-defined]  # generated protobuf module
-    try:
-        proto.ParseFromString(model)
-    except Exception:  # protobuf raises its own DecodeError type
-        raise ValueError(f"{source} is not a SentencePiece model") from None
-    spec, normalizer = proto.trainer_spec, proto.normalizer_spec
-    found = (spec.model_type, spec.byte_fallback, normalizer.add_dummy_prefix, normalizer.remove_extra_whitespaces)
-    if found != (_BPE, True, True, False) or normalizer.precompiled_charsmap:
-        raise ValueError(
-            f"{source}: expected Code Llama's kind of SentencePiece model (BPE, byte fallback, dummy prefix, identity "
-            f"normalization); got model_type={spec.model_type}, byte_fallback={spec.byte_fallback}, "
-            f"add_dummy_prefix={normalizer.add_dummy_prefix}, remove_extra_whitespaces={normalizer.remove_extra_whitespaces}"
-        )
-    vocab = {piece.piece: index for index, piece in enumerate(proto.pieces)}
-    ranked = []
-    for index, piece in enumerate(proto.pieces):
-        if piece.type != _NORMAL:
-            continue
-        text = piece.piece
-        for cut in range(1, len(text)):
-            left, right = text[:cut], text[cut:]
-            if left in vocab and right in vocab:
-                ranked.append((-piece.score, index, vocab[left], left, right))
-    ranked.sort()
-    unk = proto.pieces[spec.unk_id].piece
-    backend = Tokenizer(
-        BPE(vocab, [(left, right) for *_, left, right in ranked], unk_token=unk, fuse_unk=True, byte_fallback=True)
-    )
-    backend.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
-    backend.decoder = decoders.Sequence(
-        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
-    )
-    backend.add_special_tokens(
-        [AddedToken(p.piece, special=True, normalized=False) for p in proto.pieces if p.type in (_UNKNOWN, _CONTROL)]
-    )
-    backend.add_tokens(
-        [AddedToken(p.piece, special=False, normalized=True) for p in proto.pieces if p.type == _USER_DEFINED]
-    )
-    return backend
-
-
-def _is_exact_backend(backend: Tokenizer) -> bool:
-    """Whether a loaded tokenizer.json has this package's SentencePiece-equivalent structure."""
-    normalizer = backend.normalizer
-    return (
-        type(backend.model).__name__ == "BPE"
-        and bool(getattr(backend.model, "byte_fallback", False))
-        and backend.pre_tokenizer is None
-        and isinstance(normalizer, normalizers.Sequence)
-        and repr(normalizer) == repr(normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")]))
-    )
 
 
 class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast):  # type: ignore[misc]
@@ -191,7 +131,7 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
 def _load_backend(vocab_file: str | None, tokenizer_file: str | None) -> Tokenizer:
     if tokenizer_file and os.path.isfile(tokenizer_file):
         backend = Tokenizer.from_file(tokenizer_file)
-        if _is_exact_backend(backend):
+        if is_exact_backend(backend):
             return backend
         if not (vocab_file and os.path.isfile(vocab_file)):
             raise ValueError(
@@ -206,4 +146,4 @@ def _load_backend(vocab_file: str | None, tokenizer_file: str | None) -> Tokeniz
         return backend_from_sentencepiece(handle.read(), source=vocab_file)
 
 
-__all__ = ["CodeLlamaTokenizerFast", "backend_from_sentencepiece"]
+__all__ = ["CodeLlamaTokenizerFast"]

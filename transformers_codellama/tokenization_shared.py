@@ -85,19 +85,6 @@ def split_init_kwargs(kwargs: dict[str, Any], vocab: Sequence[str] | dict[str, i
     return own, kwargs
 
 
-def template_flags(post_processor: dict[str, Any] | None) -> tuple[bool, bool]:
-    """(add_bos_token, add_eos_token) as a saved `tokenizer.json` post-processor has them.
-
-    transformers drops these two flags from `tokenizer_config.json` when a `tokenizer.json` exists, taking the
-    post-processor's template as the truth; Code Llama's defaults (BOS, no EOS) apply when there is none.
-    """
-    post_processor = post_processor or {}
-    single = post_processor.get("single") if post_processor.get("type") == "TemplateProcessing" else None
-    if not single:
-        return True, False
-    return "SpecialToken" in single[0], "SpecialToken" in single[-1]
-
-
 class CodeLlamaTokenizerMixin:
     """Code Llama's infilling, chat and special-token behaviour on top of a transformers tokenizer backend."""
 
