@@ -21,13 +21,31 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import save
+
 SHARED_TOKENIZER = Path(__file__).resolve().parents[2] / "shared" / "data" / "codellama.model"
 ROW_SPLIT = ("wq", "wk", "wv", "w1", "w3", "output")
 # Quoted from issue 4 (the converter that used to ship with transformers, on the 2-shard 1.78 GiB checkpoint).
 QUOTED_OLD_SCRIPT = {"peak_rss_gb": 2.47, "time_vs_cp": 13}
-# Measures one command in a fresh wrapper, so the peak RSS is that command's alone.
-WRAPPER = "import resource, subprocess, sys, time; t = time.perf_counter(); rc = subprocess.run(sys.argv[1:]).returncode; " \
-          "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, rc)"  # fmt: skip
+# Measures one command in a fresh wrapper, so the peak RSS is that command's alone; also samples its RSS (with its
+# children's) every 50 ms for the memory-over-time plot.
+WRAPPER = """
+import json, resource, subprocess, sys, time
+import psutil
+start = time.perf_counter()
+child = subprocess.Popen(sys.argv[1:])
+watched, timeline = psutil.Process(child.pid), []
+while child.poll() is None:
+    try:
+        rss = sum(p.memory_info().rss for p in [watched, *watched.children(recursive=True)])
+        timeline.append([round(time.perf_counter() - start, 3), round(rss / 2**20, 1)])
+    except psutil.Error:
+        pass
+    time.sleep(0.05)
+print(json.dumps(timeline))
+print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, child.returncode)
+"""
 
 
 def write_checkpoint(directory: Path, *, shards: int, dim: int, layers: int, heads: int, vocab: int) -> int:
@@ -65,13 +83,16 @@ def write_checkpoint(directory: Path, *, shards: int, dim: int, layers: int, hea
     return sum(p.stat().st_size for p in directory.iterdir())
 
 
-def measure(command: list[str]) -> tuple[float, int]:
+def measure(command: list[str], timelines: dict | None = None, label: str = "") -> tuple[float, int]:
     """(wall seconds, peak RSS bytes) of `command` run in its own process, after flushing earlier writes."""
     os.sync()  # so neither contender is throttled by the other's dirty pages
     result = subprocess.run([sys.executable, "-c", WRAPPER, *command], capture_output=True, text=True, check=True)
-    seconds, peak, rc = result.stdout.split()[-3:]
+    *_, timeline, last = result.stdout.strip().splitlines()
+    seconds, peak, rc = last.split()
     if rc != "0":
         raise SystemExit(f"command failed ({rc}): {' '.join(command)}\n{result.stdout}{result.stderr}")
+    if timelines is not None:
+        timelines[label] = json.loads(timeline)
     return float(seconds), int(peak)
 
 
@@ -86,6 +107,7 @@ def main() -> None:
     env_note = "HF_HUB_DISABLE_PROGRESS_BARS=1"
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     rows = []
+    timelines: dict[str, list] = {}
     with tempfile.TemporaryDirectory(dir=args.scratch) as scratch:
         root = Path(scratch)
         for shards in args.shards:
@@ -98,7 +120,7 @@ def main() -> None:
             cp_sync, _ = measure(["sh", "-c", f"cp -r --reflink=never '{source}' '{root / 'copy'}' && sync"])
             convert = [sys.executable, "-m", "transformers_codellama.conversion.convert_codellama_weights_to_hf",
                        "--input-dir", str(source), "--output-dir", str(root / "converted")]  # fmt: skip
-            seconds, peak = measure(convert)
+            seconds, peak = measure(convert, timelines, f"{shards} shard(s), {size / 2**30:.2f} GiB")
             convert_sync, _ = measure(["sh", "-c", f"rm -rf '{root / 'converted'}' && {' '.join(convert)} && sync"])
             startup, _ = measure([sys.executable, "-c", "import transformers_codellama.conversion.convert"])
             rows.append((shards, size, cp_seconds, seconds, peak, cp_sync, convert_sync, startup))
@@ -119,6 +141,29 @@ def main() -> None:
     largest = 2 * 32016 * 8192
     bench_layer = 2 * (4 * 2048 * 2048 + 3 * 2048 * 5632)
     base = peak - max(bench_layer, 2 * 32016 * 2048) - 2 * 32016 * 2048
+    estimate_gib = (base + layer_bytes + largest) / 2**30
+    save(
+        "convert",
+        {
+            "runs": {
+                f"{s} shard(s)": {
+                    "input GiB": round(z / 2**30, 2),
+                    "cp -r s": round(c, 2),
+                    "convert s": round(t, 2),
+                    "ratio (target <= 5)": round(t / c, 1),
+                    "peak RSS MiB (target <= 700 MB)": round(p / 2**20),
+                    "with sync: cp s": round(cs, 2),
+                    "with sync: convert s": round(ts, 2),
+                    "with sync: ratio": round(ts / cs, 1),
+                    "interpreter + imports alone s": round(st, 2),
+                }
+                for s, z, c, t, p, cs, ts, st in rows
+            },
+            "quoted, old transformers script (2 shards)": QUOTED_OLD_SCRIPT,
+            "70B estimate: peak RSS GiB": round(estimate_gib, 1),
+            "timelines": timelines,
+        },
+    )
     print(f"70B estimate: peak RSS ~{(base + layer_bytes + largest) / 2**30:.1f} GiB (interpreter {base / 2**20:.0f} MiB + one "
           f"80-layer layer {layer_bytes / 2**30:.2f} GiB + largest tensor {largest / 2**30:.2f} GiB; the old script: ~140 GB); "
           f"time ~{seconds / size * 129 * 2**30 / 60:.0f} min at this machine's {size / seconds / 2**30:.2f} GiB/s")  # fmt: skip

@@ -167,14 +167,7 @@ class CodeLlamaTextGenerationPipeline(TextGenerationPipeline):
         input_ids = model_outputs["input_ids"]
         prompt_ids = [] if input_ids is None else input_ids[0].tolist()
         stops = set(self._stop_ids(mode))
-        if return_type == ReturnType.TENSORS or mode == CHAT:
-            if mode == CHAT:
-                # The stock chat handling decodes everything after the prompt; blank what follows the stop token.
-                model_outputs["generated_sequence"] = model_outputs["generated_sequence"].clone()
-                for row in model_outputs["generated_sequence"][0]:
-                    row[len(prompt_ids) + _stop_index(row[len(prompt_ids) :].tolist(), stops) :] = (
-                        self._tok.pad_token_id
-                    )
+        if return_type == ReturnType.TENSORS:
             return super().postprocess(
                 model_outputs,
                 return_type,
@@ -187,11 +180,18 @@ class CodeLlamaTextGenerationPipeline(TextGenerationPipeline):
         records = []
         for sequence in model_outputs["generated_sequence"][0].tolist():
             new_ids = sequence[len(prompt_ids) :]
+            text: Any
             if mode == INFILL:
                 text = self._tok.decode_infill(new_ids)
                 if return_type == ReturnType.FULL_TEXT:
                     prefix, suffix = split_fill_marker(prompt_text, self._tok.fill_token) or (prompt_text, "")
                     text = prefix + text + suffix
+            elif mode == CHAT:
+                # Meta's chat_completion decodes the answer alone, up to the stop token (transformers releases
+                # differ in how they slice it out of the whole sequence, so it is decoded here).
+                text = self._tok.decode(new_ids[: _stop_index(new_ids, stops)], **decode_kwargs)
+                if return_type == ReturnType.FULL_TEXT:
+                    text = [*prompt_text.messages, {"role": "assistant", "content": text}]
             else:
                 new_ids = new_ids[: _stop_index(new_ids, stops)]
                 text = self._tok.decode(new_ids, **decode_kwargs)
