@@ -9,14 +9,14 @@ from shutil import copyfile
 from typing import Any
 
 import sentencepiece as spm
-from transformers import PreTrainedTokenizer
+from transformers import BatchEncoding, PreTrainedTokenizer
 
 # Remote code (`trust_remote_code=True`): older transformers releases (5.5 among them) copy only the *direct*
 # relative imports of this file beside it, so every module it needs transitively is imported here too.
 from .chat import KNOWN_TEMPLATES as _KNOWN_TEMPLATES  # noqa: F401
 from .infilling import FILL_TOKEN as _FILL_TOKEN  # noqa: F401
 from .sentencepiece_backend import backend_from_sentencepiece, bos_eos_template, template_flags
-from .tokenization_shared import CodeLlamaTokenizerMixin, split_init_kwargs
+from .tokenization_shared import CodeLlamaTokenizerMixin, plain_texts, split_init_kwargs
 
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model"}
 _BYTE_PIECE_LENGTH = len("<0x00>")
@@ -128,17 +128,12 @@ class CodeLlamaTokenizer(CodeLlamaTokenizerMixin, PreTrainedTokenizer):  # type:
     def _piece_id(self, piece: str) -> int | None:
         return self._vocab.get(piece)
 
-    def _uses_own_plain_path(self, text: Any, text_pair: Any, kwargs: dict[str, Any]) -> bool:
-        # One batched SentencePiece call instead of pieces -> ids in Python; the base class keeps pairs, words,
-        # overflow windows and `split_special_tokens=False`.
-        texts = [text] if isinstance(text, str) else text
-        return (
-            text_pair is None
-            and all(isinstance(item, str) for item in texts)
-            and not kwargs.get("is_split_into_words")
-            and not kwargs.get("return_overflowing_tokens")
-            and kwargs.get("split_special_tokens", True)
-        )
+    def _encode_plain(self, text: Any, text_pair: Any, kwargs: dict[str, Any]) -> BatchEncoding | None:
+        # One batched SentencePiece call instead of pieces -> ids in Python.
+        texts = plain_texts(text, text_pair, kwargs)
+        if texts is None:
+            return None
+        return self._encode_prompts(texts, batched=not isinstance(text, str), suffix_first=False, **kwargs)
 
     def _tokenize(self, text: str, **kwargs: Any) -> list[str]:
         return self.sp_model.encode(text, out_type=str)

@@ -9,7 +9,7 @@ from shutil import copyfile
 from typing import Any
 
 from tokenizers import Tokenizer
-from transformers import PreTrainedTokenizerFast
+from transformers import BatchEncoding, PreTrainedTokenizerFast
 
 # Remote code (`trust_remote_code=True`): older transformers releases (5.5 among them) copy only the *direct*
 # relative imports of this file beside it, so every module it needs transitively is imported here too.
@@ -17,7 +17,7 @@ from .chat import KNOWN_TEMPLATES as _KNOWN_TEMPLATES  # noqa: F401
 from .infilling import FILL_TOKEN as _FILL_TOKEN  # noqa: F401
 from .sentencepiece_backend import backend_from_sentencepiece, is_exact_backend, template_flags
 from .tokenization_code_llama import CodeLlamaTokenizer
-from .tokenization_shared import CodeLlamaTokenizerMixin, split_init_kwargs
+from .tokenization_shared import CodeLlamaTokenizerMixin, plain_texts, split_init_kwargs
 
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model", "tokenizer_file": "tokenizer.json"}
 
@@ -87,6 +87,7 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
         main = self.backend_tokenizer
         self._text_backend = Tokenizer(main.model)
         self._text_backend.normalizer = main.normalizer
+        self._text_backend.post_processor = main.post_processor
         user_defined = [t for t in main.get_added_tokens_decoder().values() if not t.special]
         self._text_backend.add_tokens(user_defined)
         self._init_code_llama(own)
@@ -110,6 +111,34 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
     def update_post_processor(self) -> None:
         """Rebuild the BOS/EOS template after changing `bos_token`, `eos_token`, `add_bos_token` or `add_eos_token`."""
         super().update_post_processor()
+        if "_text_backend" in self.__dict__:
+            self._text_backend.post_processor = self.backend_tokenizer.post_processor
+
+    def _encode_plain(self, text: Any, text_pair: Any, kwargs: dict[str, Any]) -> BatchEncoding | None:
+        # Unpadded, untruncated text (the common case) is encoded by the private backend, which has no added-token
+        # vocabulary to scan; the attention mask is all ones. Everything else goes through transformers.
+        texts = plain_texts(text, text_pair, kwargs)
+        padding, truncation = kwargs.get("padding_strategy"), kwargs.get("truncation_strategy")
+        if texts is None or getattr(padding, "value", padding) not in (None, "do_not_pad"):
+            return None
+        if getattr(truncation, "value", truncation) not in (None, "do_not_truncate") or kwargs.get(
+            "return_token_type_ids"
+        ):
+            return None
+        encodings = self._text_backend.encode_batch(texts, add_special_tokens=kwargs.get("add_special_tokens", True))
+        data: dict[str, list] = {"input_ids": [encoding.ids for encoding in encodings]}
+        if kwargs.get("return_attention_mask") is not False:
+            data["attention_mask"] = [[1] * len(ids) for ids in data["input_ids"]]
+        if kwargs.get("return_special_tokens_mask"):
+            data["special_tokens_mask"] = [encoding.special_tokens_mask for encoding in encodings]
+        if kwargs.get("return_length"):
+            data["length"] = [len(ids) for ids in data["input_ids"]]
+        for ids in data["input_ids"]:
+            self._eventual_warn_about_too_long_sequence(ids, kwargs.get("max_length"), kwargs.get("verbose", True))
+        tensors = kwargs.get("return_tensors")
+        if isinstance(text, str) and tensors is None:
+            return BatchEncoding({key: value[0] for key, value in data.items()}, encodings)
+        return BatchEncoding(data, encodings, tensor_type=tensors)
 
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:  # type: ignore[override]
         """Copy `tokenizer.model` into `save_directory` (when this tokenizer was built from one)."""

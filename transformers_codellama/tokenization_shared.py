@@ -114,9 +114,9 @@ class CodeLlamaTokenizerMixin:
         """SentencePiece's encode of each text (implicit leading space, no BOS/EOS)."""
         raise NotImplementedError
 
-    def _uses_own_plain_path(self, text: Any, text_pair: Any, kwargs: dict[str, Any]) -> bool:
-        """Whether plain (non-infilling) text is encoded here rather than by the transformers base class."""
-        return False
+    def _encode_plain(self, text: Any, text_pair: Any, kwargs: dict[str, Any]) -> BatchEncoding | None:
+        """A faster encode of plain text for the calls a class can serve itself; None: transformers' base encodes."""
+        return None
 
     # ------------------------------------------------------------------------------------------------- set-up
     def _init_code_llama(self, own: dict[str, Any]) -> None:
@@ -212,11 +212,13 @@ class CodeLlamaTokenizerMixin:
         if text_pair is not None:
             _check_text(text_pair, "text_pair")
         prompts = self._infilling_prompts(text, text_pair, suffix)
-        if prompts is None and not self._uses_own_plain_path(text, text_pair, kwargs):
-            return super()._encode_plus(text=text, text_pair=text_pair, **kwargs)  # type: ignore[misc]
-        if prompts is None:
-            prompts = [text] if isinstance(text, str) else list(text)
-        return self._encode_prompts(prompts, batched=not isinstance(text, str), suffix_first=suffix_first, **kwargs)
+        if prompts is not None:
+            batched = not isinstance(text, str)
+            return self._encode_prompts(prompts, batched=batched, suffix_first=suffix_first, **kwargs)
+        encoded = self._encode_plain(text, text_pair, kwargs)
+        if encoded is not None:
+            return encoded
+        return super()._encode_plus(text=text, text_pair=text_pair, **kwargs)  # type: ignore[misc]
 
     def _infilling_prompts(self, text: Any, text_pair: Any, suffix: Any) -> list[Prompt] | None:
         """The prompts of an infilling call, or None when nothing is to be infilled."""
@@ -413,6 +415,21 @@ class CodeLlamaTokenizerMixin:
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         return files
+
+
+def plain_texts(text: Any, text_pair: Any, kwargs: dict[str, Any]) -> list[str] | None:
+    """The texts of a call that only plain encoding serves: strings, no pair, words, overflow windows, or
+    `split_special_tokens=False` (those go through transformers' base class)."""
+    texts = [text] if isinstance(text, str) else text
+    simple = (
+        text_pair is None
+        and all(isinstance(item, str) for item in texts)
+        and not kwargs.get("is_split_into_words")
+        and not kwargs.get("return_overflowing_tokens")
+        and not kwargs.get("return_offsets_mapping")
+        and kwargs.get("split_special_tokens", True)
+    )
+    return list(texts) if simple else None
 
 
 def _check_text(value: Any, name: str) -> None:
