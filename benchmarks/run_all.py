@@ -50,11 +50,13 @@ def _rows(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix.removesuffix(" / "), text)]
 
 
-def _svg(timelines: dict[str, list[list[float]]], width: int = 640, height: int = 320) -> str:
-    """Peak-RSS-over-time lines, one per checkpoint, as a dependency-free SVG."""
+def _svg(
+    timelines: dict[str, list[list[float]]], references: dict[str, float], width: int = 640, height: int = 320
+) -> str:
+    """RSS-over-time lines, one per conversion, and dashed reference levels (MB), as a dependency-free SVG."""
     colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
     t_max = max(point[0] for line in timelines.values() for point in line) or 1.0
-    m_max = max(point[1] for line in timelines.values() for point in line) or 1.0
+    m_max = max([point[1] for line in timelines.values() for point in line] + list(references.values())) or 1.0
     left, bottom, top, right = 60, 40, 20, 20
 
     def xy(t: float, m: float) -> str:
@@ -73,6 +75,10 @@ def _svg(timelines: dict[str, list[list[float]]], width: int = 640, height: int 
     parts.append(
         f'<text x="14" y="{height / 2}" transform="rotate(-90 14 {height / 2})" text-anchor="middle">RSS MB (max {m_max:.0f})</text>'
     )
+    for label, level in references.items():
+        a, b = xy(0, level), xy(t_max, level)
+        parts.append(f'<polyline fill="none" stroke="gray" stroke-dasharray="6 4" points="{a} {b}"/>')
+        parts.append(f'<text x="{width - right}" y="{float(a.split(",")[1]) - 4}" text-anchor="end">{label}</text>')
     for index, (label, line) in enumerate(timelines.items()):
         color = colors[index % len(colors)]
         points = " ".join(xy(t, m) for t, m in line)
@@ -80,6 +86,39 @@ def _svg(timelines: dict[str, list[list[float]]], width: int = 640, height: int 
         parts.append(f'<text x="{left + 10}" y="{top + 16 * (index + 1)}" fill="{color}">{label}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def _summary(results: dict[str, Any]) -> list[str]:
+    """One row per issue target, read from the saved results (missing benchmarks are skipped)."""
+    rows = []
+    if tokenizers := results.get("tokenizers"):
+        ratios, upstream = tokenizers["ratios"], tokenizers.get("upstream", {})
+        rows += [
+            f"| fast batch encode vs raw `tokenizers` encode_batch | ≥ 0.95× | {ratios['fast / raw tokenizers (target >= 0.95)']:.2f}× "
+            f"({ratios['fast / raw tokenizers with ids as Python lists']:.2f}× against raw encode + ids as lists) |",
+            f"| batched infilling vs plain batched encode | ≥ 0.9× | {ratios['fast infilling / fast plain (target >= 0.9)']:.2f}× |",
+            f"| slow encode vs raw `sentencepiece` | ≥ 0.7× | {ratios['slow / raw sentencepiece (target >= 0.7)']:.2f}× |",
+            f"| transformers' own Code Llama tokenizer: files matching SentencePiece / infilling prompts matching Meta | (report) | "
+            f"{upstream.get('upstream plain matches SentencePiece')} / {upstream.get('upstream infilling matches Meta')} "
+            f"(ours: {upstream.get('ours plain matches SentencePiece')} / {upstream.get('ours infilling matches Meta')}) |",
+        ]
+    if generation := results.get("generation"):
+        rows.append(
+            f"| greedy generate, Code Llama vs stock Llama | ≥ 0.98× | {generation['ratio_codellama_over_llama']:.3f}× |"
+        )
+    if pipeline := results.get("pipeline"):
+        rows.append(f"| pipeline infilling overhead vs by hand | ≤ 5% | {100 * pipeline['pipeline_overhead']:+.1f}% |")
+    if convert := results.get("convert"):
+        for label, run in convert.get("runs", {}).items():
+            rows.append(
+                f"| converter, {label} of {run['input GiB']} GiB: peak RSS / time vs `cp -r` | ≤ 700 MB / ≤ 5× | "
+                f"{run['peak RSS MiB (target <= 700 MB)']} MiB / {run['ratio (target <= 5)']}× "
+                f"({run['with sync: ratio']}× with both synced to disk) |"
+            )
+        rows.append(
+            f"| converter, 70B estimate | bounded | peak RSS ≈ {convert['70B estimate: peak RSS GiB']} GiB (the old script: ~140 GB) |"
+        )
+    return rows
 
 
 def write_report() -> None:
@@ -92,13 +131,16 @@ def write_report() -> None:
         "so the ratios hold even on a noisy machine; absolute times are this machine's.",
         "",
     ]
+    lines += ["## Summary", "", "| what | target | measured |", "|---|---|---|", *_summary(results), ""]
     for name, data in results.items():
         lines += [f"## {TITLES.get(name, name)}", "", "| measurement | value |", "|---|---|"]
         lines += [f"| {key} | {value} |" for key, value in _rows(data) if key != "machine"]
         lines.append("")
         timelines = data.get("timelines") if isinstance(data, dict) else None
         if timelines:
-            PLOT.write_text(_svg(timelines))
+            sizes = [run.get("input GiB", 0) for run in data.get("runs", {}).values()]
+            references = {f"checkpoint size ({max(sizes):.2f} GiB)": max(sizes) * 1024} if sizes else {}
+            PLOT.write_text(_svg(timelines, references))
             lines += [f"![Converter memory over time]({PLOT.name})", ""]
     REPORT.write_text("\n".join(lines))
     print(f"wrote {REPORT.relative_to(REPO)}")
