@@ -186,3 +186,11 @@ def test_missing_or_wrong_model_file(cls, tmp_path):
     with pytest.raises(ValueError, match=r"junk\.model") as raised:
         cls(vocab_file=str(tmp_path / "junk.model"))
     assert "\n" not in str(raised.value)
+
+
+def test_tokens_added_later_are_matched_in_plain_text():
+    tokenizer = CodeLlamaTokenizerFast(vocab_file=str(CODELLAMA_MODEL))
+    before = tokenizer("x = <custom>")["input_ids"]
+    assert tokenizer.add_tokens(["<custom>"]) == 1
+    after = tokenizer("x = <custom>")["input_ids"]
+    assert after != before and len(tokenizer) - 1 in after

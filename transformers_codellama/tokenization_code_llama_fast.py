@@ -90,6 +90,8 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
         self._text_backend.post_processor = main.post_processor
         user_defined = [t for t in main.get_added_tokens_decoder().values() if not t.special]
         self._text_backend.add_tokens(user_defined)
+        # Tokens added later (`add_tokens`) live only in the main backend: plain calls then go through it.
+        self._added_at_init = len(main.get_added_tokens_decoder())
         self._init_code_llama(own)
 
     @classmethod
@@ -120,6 +122,8 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
         texts = plain_texts(text, text_pair, kwargs)
         padding, truncation = kwargs.get("padding_strategy"), kwargs.get("truncation_strategy")
         if texts is None or getattr(padding, "value", padding) not in (None, "do_not_pad"):
+            return None
+        if len(self.backend_tokenizer.get_added_tokens_decoder()) != self._added_at_init:
             return None
         if getattr(truncation, "value", truncation) not in (None, "do_not_truncate") or kwargs.get(
             "return_token_type_ids"
