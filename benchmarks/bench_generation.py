@@ -9,42 +9,16 @@ Target (issue 3): Code Llama tokens/s >= 0.98x stock Llama's.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save
+from common import MODEL_SIZES, alternating, save
 
 from transformers_codellama import CodeLlamaConfig, CodeLlamaForCausalLM
-
-# Small enough for a 2-core CPU, large enough that the forward pass (not Python overhead) dominates.
-SIZES = {
-    "hidden_size": 256,
-    "intermediate_size": 688,
-    "num_hidden_layers": 4,
-    "num_attention_heads": 8,
-    "num_key_value_heads": 4,
-}
-
-
-def alternating(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds of each function over `repeats` rounds, the order reversed every round (ABBA), after a warm-up."""
-    samples: dict[str, list[float]] = {name: [] for name in functions}
-    items = list(functions.items())
-    for function in functions.values():
-        function()
-    for round_ in range(repeats):
-        for name, function in items if round_ % 2 == 0 else items[::-1]:
-            start = time.perf_counter()
-            function()
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def main() -> None:
@@ -58,7 +32,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
-    codellama = CodeLlamaForCausalLM(CodeLlamaConfig(**SIZES)).eval()
+    codellama = CodeLlamaForCausalLM(CodeLlamaConfig(**MODEL_SIZES)).eval()
     fields = {k: v for k, v in codellama.config.to_dict().items() if k in LlamaConfig.__dataclass_fields__}
     llama = LlamaForCausalLM(LlamaConfig(**fields)).eval()
     llama.load_state_dict(codellama.state_dict(), strict=True)
@@ -84,7 +58,7 @@ def main() -> None:
     tokens_per_s = {name: args.new_tokens / seconds for name, seconds in times.items()}
     ratio = tokens_per_s["codellama"] / tokens_per_s["llama"]
     results = {
-        "model": SIZES,
+        "model": MODEL_SIZES,
         "new_tokens": args.new_tokens,
         "repeats": args.repeats,
         "median_seconds": times,

@@ -18,19 +18,11 @@ import torch
 from transformers import pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_generation import alternating
-from common import SHARED_DATA, save
+from common import MODEL_SIZES, SHARED_DATA, alternating, save
 
 from transformers_codellama import CodeLlamaConfig, CodeLlamaForCausalLM, CodeLlamaTokenizerFast
 from transformers_codellama.modeling_code_llama import generation_config_for
 
-SIZES = {
-    "hidden_size": 256,
-    "intermediate_size": 688,
-    "num_hidden_layers": 4,
-    "num_attention_heads": 8,
-    "num_key_value_heads": 4,
-}
 PROMPT = 'def remove_non_ascii(s: str) -> str:\n    """ <FILL_ME>\n    return result\n'
 
 
@@ -47,7 +39,7 @@ def main() -> None:
 
     tokenizer = CodeLlamaTokenizerFast(vocab_file=str(SHARED_DATA / "codellama.model"))
     torch.manual_seed(0)
-    model = CodeLlamaForCausalLM(CodeLlamaConfig(**SIZES)).eval()
+    model = CodeLlamaForCausalLM(CodeLlamaConfig(**MODEL_SIZES)).eval()
     model.generation_config = generation_config_for(model.config, tokenizer)
     with tempfile.TemporaryDirectory() as directory:
         model.save_pretrained(directory)
@@ -71,7 +63,7 @@ def main() -> None:
         times = alternating({"by_hand": by_hand, "pipeline": through_pipeline}, args.repeats)
     overhead = times["pipeline"] / times["by_hand"] - 1
     results = {
-        "model": SIZES,
+        "model": MODEL_SIZES,
         "new_tokens": args.new_tokens,
         "repeats": args.repeats,
         "median_seconds": times,

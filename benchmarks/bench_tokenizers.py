@@ -1,4 +1,4 @@
-"""Tokenizer speed, measured side by side in one run (medians of interleaved repeats), and exactness of
+"""Tokenizer speed, measured side by side in one run (medians of alternating repeats), and exactness of
 transformers' own Code Llama tokenizer on the same data.
 
     python benchmarks/bench_tokenizers.py [--megabytes 3] [--repeats 5]
@@ -21,7 +21,7 @@ from pathlib import Path
 import sentencepiece as spm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, interleaved, real_code, save
+from common import SHARED_DATA, alternating, real_code, save
 
 from transformers_codellama import CodeLlamaTokenizer, CodeLlamaTokenizerFast
 from transformers_codellama.sentencepiece_backend import backend_from_sentencepiece
@@ -30,7 +30,7 @@ from transformers_codellama.sentencepiece_backend import backend_from_sentencepi
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--megabytes", type=float, default=3.0, help="how much real code to encode")
-    parser.add_argument("--repeats", type=int, default=9, help="interleaved repeats; medians are reported")
+    parser.add_argument("--repeats", type=int, default=9, help="alternating repeats; medians are reported")
     args = parser.parse_args()
 
     model = SHARED_DATA / "codellama.model"
@@ -48,7 +48,7 @@ def main() -> None:
     raw_tokenizers = backend_from_sentencepiece(model.read_bytes())
     raw_sp = spm.SentencePieceProcessor(model_file=str(model))
 
-    times = interleaved(
+    times = alternating(
         {
             "raw tokenizers encode_batch": lambda: raw_tokenizers.encode_batch(plain, add_special_tokens=False),
             "raw tokenizers encode_batch + ids": lambda: [
@@ -78,7 +78,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:  # loaded as users load it: from a folder with tokenizer.model
             shutil.copy(model, Path(folder) / "tokenizer.model")
             upstream = UpstreamTokenizer.from_pretrained(folder)
-        upstream_times = interleaved(
+        upstream_times = alternating(
             {
                 "fast batch encode": lambda: fast(plain, add_special_tokens=False),
                 "upstream batch encode": lambda: upstream(plain, add_special_tokens=False),
@@ -110,7 +110,7 @@ def main() -> None:
     except ImportError as error:
         upstream_report = {"upstream": f"not available: {error}"}
 
-    print(f"{len(texts)} files of real code, {size_mb:.2f} MB, median of {args.repeats} interleaved runs")
+    print(f"{len(texts)} files of real code, {size_mb:.2f} MB, median of {args.repeats} alternating runs")
     for name, seconds in times.items():
         print(f"  {name:32s} {seconds * 1000:9.1f} ms   {size_mb / seconds:6.2f} MB/s")
     for name, ratio in ratios.items():

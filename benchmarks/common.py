@@ -31,15 +31,32 @@ def real_code(megabytes: float) -> list[str]:
     return texts
 
 
-def interleaved(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds of each function, run in turn `repeats` times so machine noise hits all of them alike."""
+def alternating(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each function over `repeats` rounds, the order reversed every round (ABBA), after a warm-up.
+
+    Contenders measured in the same rounds see the same machine noise, so their ratios hold on a busy machine.
+    """
     samples: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
+    items = list(functions.items())
+    for function in functions.values():
+        function()
+    for round_ in range(repeats):
+        for name, function in items if round_ % 2 == 0 else items[::-1]:
             start = time.perf_counter()
             function()
             samples[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+# The model the generation benchmarks time: small enough for a 2-core CPU, large enough that the forward pass (not
+# Python overhead) dominates.
+MODEL_SIZES = {
+    "hidden_size": 256,
+    "intermediate_size": 688,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 4,
+}
 
 
 def machine() -> str:

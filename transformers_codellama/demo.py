@@ -137,7 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of `codellama-demo`."""
     args = build_parser().parse_args(argv)
+    from huggingface_hub.utils import disable_progress_bars
     from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+    from transformers.utils import logging
+
+    disable_progress_bars()  # the step table says how long each step took
+    logging.disable_progress_bar()
 
     from .conversion.convert import convert
 
@@ -158,10 +163,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                 )
                 convert_kwargs = {"variant": "instruct"}
             checkpoint = work / "converted"
-            steps.run(
+            result = steps.run(
                 "convert (codellama-convert --verify)",
                 lambda: convert(input_dir=meta, output_dir=checkpoint, verify=True, **convert_kwargs),
             )
+            print(f"Converter: {result.summary()}")
         tokenizer = steps.run("AutoTokenizer.from_pretrained", lambda: AutoTokenizer.from_pretrained(checkpoint))
         model = steps.run(
             "AutoModelForCausalLM.from_pretrained", lambda: AutoModelForCausalLM.from_pretrained(checkpoint)
