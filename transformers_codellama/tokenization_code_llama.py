@@ -16,7 +16,8 @@ from transformers import BatchEncoding, PreTrainedTokenizer
 from .chat import KNOWN_TEMPLATES as _KNOWN_TEMPLATES  # noqa: F401
 from .infilling import FILL_TOKEN as _FILL_TOKEN  # noqa: F401
 from .sentencepiece_backend import backend_from_sentencepiece, bos_eos_template, template_flags
-from .tokenization_shared import CodeLlamaTokenizerMixin, plain_texts, split_init_kwargs
+from .tokenization_arguments import plain_texts, split_init_kwargs
+from .tokenization_shared import CodeLlamaTokenizerMixin
 
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model"}
 _BYTE_PIECE_LENGTH = len("<0x00>")

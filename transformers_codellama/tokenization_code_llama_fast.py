@@ -16,8 +16,9 @@ from transformers import BatchEncoding, PreTrainedTokenizerFast
 from .chat import KNOWN_TEMPLATES as _KNOWN_TEMPLATES  # noqa: F401
 from .infilling import FILL_TOKEN as _FILL_TOKEN  # noqa: F401
 from .sentencepiece_backend import backend_from_sentencepiece, is_exact_backend, template_flags
+from .tokenization_arguments import plain_texts, split_init_kwargs
 from .tokenization_code_llama import CodeLlamaTokenizer
-from .tokenization_shared import CodeLlamaTokenizerMixin, plain_texts, split_init_kwargs
+from .tokenization_shared import CodeLlamaTokenizerMixin
 
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model", "tokenizer_file": "tokenizer.json"}
 
