@@ -85,3 +85,29 @@ def test_add_eos_and_no_bos(slow, fast):
         assert tokenizer.get_special_tokens_mask([5, 6]) == [1, 0, 0]
         assert tokenizer.get_special_tokens_mask([1, 5, 2], already_has_special_tokens=True) == [1, 0, 1]
         assert tokenizer.create_token_type_ids_from_sequences([5], [6, 7]) == [0, 0, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"return_special_tokens_mask": True, "return_length": True},
+        {"return_tensors": "pt"},
+        {"add_special_tokens": False},
+    ],
+)
+def test_fast_and_slow_return_the_same_fields(options, slow, fast):
+    texts = ["def f(x):\n    return x\n", "  indented", ""]
+    for batch in (texts, texts[0]) if "return_tensors" not in options else (texts[0], texts[:1]):
+        expected = slow["codellama"](batch, **options)
+        got = fast["codellama"](batch, **options)
+        assert set(got) == set(expected)
+        for key in expected:
+            as_list = [getattr(value, "tolist", lambda v=value: v)() for value in (got[key], expected[key])]
+            assert as_list[0] == as_list[1], key
+
+
+def test_fast_keeps_encodings_for_plain_text(fast):
+    encoded = fast["codellama"](["def f(x):", "    return x"])
+    assert encoded.tokens(1) == ["<s>", "▁▁▁▁", "▁return", "▁x"]
+    assert encoded.char_to_token(1, 6) == 2  # the "t" of "return"
