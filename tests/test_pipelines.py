@@ -125,8 +125,8 @@ def test_completion_stops_where_meta_stops(eot_generator, ref):
 @pytest.fixture(scope="module")
 def instruct_checkpoint(tmp_path_factory, ref):
     """An Instruct checkpoint whose answer after `[/INST]` is `▁Hello ▁world </s>`, then more (never reached)."""
-    last = ref.encode("[INST] hi [/INST]")[-1]
-    hello, world = ref.encode("Hello world")
+    last = ref.sp.encode("[INST] hi [/INST]")[-1]
+    hello, world = ref.sp.encode("Hello world")
     directory = make_checkpoint(
         tmp_path_factory.mktemp("instruct"), variant="instruct", transitions=chain(last, hello, world, ref.eos, hello)
     )

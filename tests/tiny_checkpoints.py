@@ -13,6 +13,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 import torch
+from meta_tokenizer import MetaTokenizer
 
 from transformers_codellama import CodeLlamaConfig, CodeLlamaForCausalLM, CodeLlamaTokenizerFast
 from transformers_codellama.chat import chat_template_for
@@ -101,49 +102,25 @@ def make_checkpoint(
     return save_checkpoint(directory, model, vocab_file=vocab_file, chat=variant == "instruct")
 
 
-class MetaReference:
-    """Meta's prompt layouts and decoding, written against SentencePiece directly."""
+class MetaReference(MetaTokenizer):
+    """Meta's prompt layouts and decoding on SentencePiece directly (tests/meta_tokenizer.py), under short names."""
 
     def __init__(self, vocab_file: Path = CODELLAMA_MODEL) -> None:
-        self.sp = spm.SentencePieceProcessor(model_file=str(vocab_file))
-        self.bos, self.eos = self.sp.bos_id(), self.sp.eos_id()
-        self.pre, self.suf, self.mid, self.eot = (
-            self.sp.piece_to_id(p) for p in ("▁<PRE>", "▁<SUF>", "▁<MID>", "▁<EOT>")
-        )
-        self.smiley = self.sp.piece_to_id("☺")
-
-    def encode(self, text: str) -> list[int]:
-        return self.sp.encode(text)
-
-    def encode_nolead(self, text: str) -> list[int]:
-        # Meta: encode "☺" + text and drop the two tokens of "☺" (the dummy-prefix space and the smiley).
-        return self.sp.encode("☺" + text)[2:]
+        super().__init__(spm.SentencePieceProcessor(model_file=str(vocab_file)))
+        self.bos, self.eos = self.bos_id, self.eos_id
+        self.pre, self.suf, self.mid, self.eot = self.prefix_id, self.suffix_id, self.middle_id, self.eot_id
 
     def completion_ids(self, prompt: str) -> list[int]:
-        return [self.bos, *self.encode(prompt)]
+        return self.encode(prompt, bos=True, eos=False)
 
     def infilling_ids(self, prefix: str, suffix: str, *, suffix_first: bool = False) -> list[int]:
-        if suffix_first:
-            return [self.bos, self.pre, self.suf, *self.encode_nolead(suffix), self.mid, *self.encode(prefix)]
-        return [self.bos, self.pre, *self.encode(prefix), self.suf, *self.encode_nolead(suffix), self.mid]
+        return self.infilling_prompt(prefix, suffix, suffix_first=suffix_first)
 
     def chat_ids(self, messages: Sequence[Mapping[str, str]]) -> list[int]:
-        """Llama 2 `[INST]` format (7B/13B/34B Instruct), from REFERENCE.md."""
-        turns = [dict(message) for message in messages]
-        if turns[0]["role"] == "system":
-            system = turns.pop(0)["content"]
-            turns[0]["content"] = "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + turns[0]["content"]
-        ids: list[int] = []
-        for user, answer in zip(turns[::2], turns[1::2]):
-            text = "[INST] " + user["content"].strip() + " [/INST] " + answer["content"].strip() + " "
-            ids += [self.bos, *self.encode(text), self.eos]
-        return [*ids, self.bos, *self.encode("[INST] " + turns[-1]["content"].strip() + " [/INST]")]
+        return self.llama2_chat([dict(message) for message in messages])
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.sp.decode(list(ids))
-
-    def decode_infilling(self, ids: Sequence[int]) -> str:
-        return self.sp.decode([self.smiley, *ids])[1:]
 
 
 def greedy(model: torch.nn.Module, prompt: Sequence[int], *, stop: Sequence[int], max_new_tokens: int) -> list[int]:
