@@ -15,6 +15,7 @@ from transformers import BatchEncoding, PreTrainedTokenizerFast
 # relative imports of this file beside it, so every module it needs transitively is imported here too.
 from .chat import KNOWN_TEMPLATES as _KNOWN_TEMPLATES  # noqa: F401
 from .infilling import FILL_TOKEN as _FILL_TOKEN  # noqa: F401
+from .lazy_encodings import LazyEncodings
 from .sentencepiece_backend import backend_from_sentencepiece, is_exact_backend, template_flags
 from .tokenization_arguments import plain_texts, split_init_kwargs
 from .tokenization_code_llama import CodeLlamaTokenizer
@@ -107,7 +108,10 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
         return bool(self.vocab_file) and os.path.isfile(self.vocab_file)
 
     def _encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
-        return [encoding.ids for encoding in self._text_backend.encode_batch(list(texts), add_special_tokens=False)]
+        # Ids only: `encode_batch_fast` skips the byte-to-character offset mapping nobody reads here.
+        return [
+            encoding.ids for encoding in self._text_backend.encode_batch_fast(list(texts), add_special_tokens=False)
+        ]
 
     def _piece_id(self, piece: str) -> int | None:
         return self._text_backend.token_to_id(piece)
@@ -121,6 +125,8 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
     def _encode_plain(self, text: Any, text_pair: Any, kwargs: dict[str, Any]) -> BatchEncoding | None:
         # Unpadded, untruncated text (the common case) is encoded by the private backend, which has no added-token
         # vocabulary to scan; the attention mask is all ones. Everything else goes through transformers.
+        # The ids come from `encode_batch_fast`; the `Encoding`s with character offsets that `BatchEncoding`'s
+        # alignment methods read are computed only if one of them is used (`LazyEncodings`).
         texts = plain_texts(text, text_pair, kwargs)
         padding, truncation = kwargs.get("padding_strategy"), kwargs.get("truncation_strategy")
         if texts is None or getattr(padding, "value", padding) not in (None, "do_not_pad"):
@@ -131,20 +137,22 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
             "return_token_type_ids"
         ):
             return None
-        encodings = self._text_backend.encode_batch(texts, add_special_tokens=kwargs.get("add_special_tokens", True))
-        data: dict[str, list] = {"input_ids": [encoding.ids for encoding in encodings]}
+        add_special_tokens = kwargs.get("add_special_tokens", True)
+        fast_encodings = self._text_backend.encode_batch_fast(texts, add_special_tokens=add_special_tokens)
+        data: dict[str, list] = {"input_ids": [encoding.ids for encoding in fast_encodings]}
         if kwargs.get("return_attention_mask") is not False:
             data["attention_mask"] = [[1] * len(ids) for ids in data["input_ids"]]
         if kwargs.get("return_special_tokens_mask"):
-            data["special_tokens_mask"] = [encoding.special_tokens_mask for encoding in encodings]
+            data["special_tokens_mask"] = [encoding.special_tokens_mask for encoding in fast_encodings]
         if kwargs.get("return_length"):
             data["length"] = [len(ids) for ids in data["input_ids"]]
         for ids in data["input_ids"]:
             self._eventual_warn_about_too_long_sequence(ids, kwargs.get("max_length"), kwargs.get("verbose", True))
+        encodings = LazyEncodings(self._text_backend, texts, add_special_tokens)
         tensors = kwargs.get("return_tensors")
         if isinstance(text, str) and tensors is None:
-            return BatchEncoding({key: value[0] for key, value in data.items()}, encodings)
-        return BatchEncoding(data, encodings, tensor_type=tensors)
+            return BatchEncoding({key: value[0] for key, value in data.items()}, encodings, n_sequences=1)  # type: ignore[arg-type]
+        return BatchEncoding(data, encodings, tensor_type=tensors, n_sequences=1)  # type: ignore[arg-type]
 
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:  # type: ignore[override]
         """Copy `tokenizer.model` into `save_directory` (when this tokenizer was built from one)."""

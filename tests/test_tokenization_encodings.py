@@ -1,0 +1,111 @@
+"""The `Encoding`s of plain fast calls (character offsets, computed on first use) against `tokenizers` itself."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+
+import pytest
+
+from tests.conftest import stdlib_sources
+from transformers_codellama import CodeLlamaTokenizerFast
+
+# Real code plus what makes byte and character offsets differ: accents, CJK, emoji (byte fallback), and nothing.
+TEXTS = [
+    *[text[:3000] for text in stdlib_sources(limit=40)[::8]],
+    "def naïve(café):  # 日本語\n    return '🦙' * 2\n",
+    "",
+    "   \t\n",
+]
+
+
+def _fields(encoding):
+    return (
+        encoding.ids,
+        encoding.tokens,
+        encoding.offsets,
+        encoding.word_ids,
+        encoding.sequence_ids,
+        encoding.special_tokens_mask,
+        encoding.attention_mask,
+    )
+
+
+@pytest.mark.parametrize("options", [{}, {"add_special_tokens": False}, {"return_special_tokens_mask": True}])
+def test_encodings_equal_those_tokenizers_computes(fast, options):
+    tokenizer = fast["codellama"]
+    got = tokenizer(TEXTS, **options)
+    # The reference: `tokenizers` encoding the same texts with character offsets, in one eager call.
+    expected = tokenizer.backend_tokenizer.encode_batch(
+        TEXTS, add_special_tokens=options.get("add_special_tokens", True)
+    )
+    assert [_fields(encoding) for encoding in got.encodings] == [_fields(encoding) for encoding in expected]
+    for index, (text, encoding) in enumerate(zip(TEXTS, expected)):
+        assert got.tokens(index) == encoding.tokens
+        assert [got.char_to_token(index, char) for char in range(len(text))] == [
+            encoding.char_to_token(char) for char in range(len(text))
+        ]
+
+
+def test_alignment_methods_on_a_single_text_with_non_ascii(fast):
+    tokenizer = fast["codellama"]
+    text = TEXTS[-3]
+    got = tokenizer(text)
+    expected = tokenizer.backend_tokenizer.encode(text)
+    assert got.is_fast and len(got.encodings) == 1 and got.n_sequences == 1
+    assert got.word_ids() == expected.word_ids
+    # The llama emoji is four bytes: offsets are in characters, so slicing the text gives the token's text.
+    emoji = text.index("🦙")
+    token = got.char_to_token(emoji)
+    assert got.token_to_chars(token) == (emoji, emoji + 1)
+    assert got["input_ids"] == expected.ids
+    as_tensors = tokenizer(text, return_tensors="pt")
+    assert as_tensors.word_ids(0) == expected.word_ids and as_tensors["input_ids"][0].tolist() == expected.ids
+
+
+def test_encodings_behave_as_a_list(fast):
+    got = fast["codellama"](TEXTS)
+    encodings = got.encodings
+    assert len(encodings) == len(TEXTS)
+    assert encodings[-1].ids == encodings[len(TEXTS) - 1].ids
+    assert [encoding.ids for encoding in encodings[1:3]] == got["input_ids"][1:3]
+    assert got[0].ids == got["input_ids"][0]  # BatchEncoding[int] is the Encoding
+    with pytest.raises(IndexError):
+        encodings[len(TEXTS)]
+    assert [encoding.ids for encoding in encodings] == got["input_ids"]
+
+
+def test_pickled_batch_keeps_its_encodings(fast):
+    got = fast["codellama"](TEXTS[-3:])
+    restored = pickle.loads(pickle.dumps(got))
+    assert type(restored.encodings) is list
+    assert [_fields(encoding) for encoding in restored.encodings] == [_fields(encoding) for encoding in got.encodings]
+    assert restored.char_to_token(0, 4) == got.char_to_token(0, 4)
+
+
+def test_encodings_agree_with_ids_after_the_template_changes(fast):
+    tokenizer = CodeLlamaTokenizerFast(vocab_file=fast["codellama"].vocab_file)
+    got = tokenizer(["x = 1", "y"])
+    tokenizer.add_eos_token = True  # a property: rebuilds the template, after the ids above were returned
+    assert [encoding.ids for encoding in got.encodings] == got["input_ids"]
+    assert (
+        tokenizer(["x = 1"]).encodings[0].ids == tokenizer(["x = 1"])["input_ids"][0] == [1, 921, 353, 29871, 29896, 2]
+    )
+
+
+def test_first_access_from_many_threads(fast):
+    got = fast["codellama"](TEXTS)
+    expected = [_fields(encoding) for encoding in fast["codellama"].backend_tokenizer.encode_batch(TEXTS)]
+    results: list[list] = [[] for _ in range(8)]
+
+    def read(slot: int) -> None:
+        for index in range(len(TEXTS)) if slot % 2 else reversed(range(len(TEXTS))):
+            results[slot].append((index, _fields(got.encodings[index])))
+
+    threads = [threading.Thread(target=read, args=(slot,)) for slot in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for result in results:
+        assert sorted(result, key=lambda item: item[0]) == list(enumerate(expected))
