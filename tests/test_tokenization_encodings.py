@@ -1,4 +1,5 @@
-"""The `Encoding`s of plain fast calls (character offsets, computed on first use) against `tokenizers` itself."""
+"""Plain fast calls against `tokenizers` itself: the `Encoding`s (character offsets, computed on first use), and
+padding and truncation, which the fast tokenizer does without reconfiguring the shared backend."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pickle
 import threading
 
 import pytest
+from tokenizers import Tokenizer
 
 from tests.conftest import stdlib_sources
 from transformers_codellama import CodeLlamaTokenizerFast
@@ -109,3 +111,76 @@ def test_first_access_from_many_threads(fast):
         thread.join()
     for result in results:
         assert sorted(result, key=lambda item: item[0]) == list(enumerate(expected))
+
+
+# (call options, the same shape as `tokenizers` options: truncation direction and padding).
+SHAPES = [
+    ({"padding": True}, {"pad": {"direction": "left"}}),
+    ({"padding": True, "padding_side": "right"}, {"pad": {"direction": "right"}}),
+    ({"padding": "max_length", "max_length": 700}, {"pad": {"direction": "left", "length": 700}}),
+    ({"padding": True, "pad_to_multiple_of": 64}, {"pad": {"direction": "left", "pad_to_multiple_of": 64}}),
+    ({"truncation": True, "max_length": 16}, {"truncate": (16, "right")}),
+    (
+        {"truncation": True, "max_length": 16, "padding": "max_length", "return_special_tokens_mask": True},
+        {"truncate": (16, "right"), "pad": {"direction": "left", "length": 16}},
+    ),
+    ({"truncation": True, "max_length": 9, "add_special_tokens": False}, {"truncate": (9, "right")}),
+    ({"truncation": True, "max_length": 1}, {"truncate": (1, "right")}),
+]
+
+
+def _reference(tokenizer, texts, options, shape):
+    """`tokenizers` doing the padding and truncation itself, on a private copy of the same backend."""
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    if "truncate" in shape:
+        length, direction = shape["truncate"]
+        backend.enable_truncation(length, direction=direction)
+    if "pad" in shape:
+        backend.enable_padding(pad_id=tokenizer.pad_token_id, pad_token=tokenizer.pad_token, **shape["pad"])
+    return backend.encode_batch(texts, add_special_tokens=options.get("add_special_tokens", True))
+
+
+@pytest.mark.parametrize(("options", "shape"), SHAPES)
+@pytest.mark.parametrize("truncation_side", ["right", "left"])
+def test_padding_and_truncation_match_tokenizers(fast, options, shape, truncation_side):
+    tokenizer = CodeLlamaTokenizerFast(vocab_file=fast["codellama"].vocab_file, pad_token="<unk>")
+    tokenizer.truncation_side = truncation_side
+    if "truncate" in shape:
+        shape = {**shape, "truncate": (shape["truncate"][0], truncation_side)}
+    expected = _reference(tokenizer, TEXTS, options, shape)
+    got = tokenizer(TEXTS, **options)
+    assert got["input_ids"] == [encoding.ids for encoding in expected]
+    assert got["attention_mask"] == [encoding.attention_mask for encoding in expected]
+    if options.get("return_special_tokens_mask"):
+        assert got["special_tokens_mask"] == [encoding.special_tokens_mask for encoding in expected]
+    assert [_fields(encoding) for encoding in got.encodings] == [_fields(encoding) for encoding in expected]
+    # One text, and tensors, take the same path.
+    single, (expected_single,) = tokenizer(TEXTS[0], **options), _reference(tokenizer, TEXTS[:1], options, shape)
+    assert single["input_ids"] == expected_single.ids and _fields(single.encodings[0]) == _fields(expected_single)
+    padded = {**{key: value for key, value in options.items() if key != "max_length"}, "padding": True}
+    if options.get("truncation"):
+        padded["max_length"] = options["max_length"]
+    tensors = tokenizer(TEXTS[:2], return_tensors="pt", **padded)
+    assert tensors.word_ids(1) == tokenizer(TEXTS[:2], **padded).word_ids(1)
+
+
+def test_threads_asking_for_different_padding_get_their_own(fast):
+    tokenizer = CodeLlamaTokenizerFast(vocab_file=fast["codellama"].vocab_file, pad_token="<unk>")
+    texts = ["def f(x):\n    return x\n" * 3, "y = 2", "import os"]
+    settings = [options for options, _ in SHAPES]
+    serial = [tokenizer(texts, **options)["input_ids"] for options in settings]
+    mismatches: list[int] = []
+
+    def run(slot: int) -> None:
+        for _ in range(100):
+            if tokenizer(texts, **settings[slot % len(settings)])["input_ids"] != serial[slot % len(settings)]:
+                mismatches.append(slot)
+                return
+
+    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert mismatches == []
+    assert tokenizer.backend_tokenizer.padding is None and tokenizer.backend_tokenizer.truncation is None

@@ -18,17 +18,32 @@ from tokenizers import Encoding, Tokenizer
 class LazyEncodings(Sequence[Encoding]):
     """The `tokenizers.Encoding` of each of `texts`, each computed on first access and then kept.
 
-    The post-processor is captured when the call is made, so an `update_post_processor()` in between cannot make the
-    encodings disagree with the ids already returned. Pickling stores plain `Encoding` objects.
+    Each is built as `tokenizers` builds one: encoded without special tokens, truncated to `max_content` tokens on
+    `truncation_side`, given the post-processor's special tokens, then padded to its entry of `padded_lengths` on
+    `padding_side`. The post-processor is captured when the call is made, so an `update_post_processor()` in between
+    cannot make the encodings disagree with the ids already returned. Pickling stores plain `Encoding` objects.
     """
 
-    __slots__ = ("_add_special_tokens", "_backend", "_done", "_processor", "_texts")
+    __slots__ = ("_backend", "_done", "_padding", "_processor", "_texts", "_truncation")
 
-    def __init__(self, backend: Tokenizer, texts: Sequence[str], add_special_tokens: bool) -> None:
+    def __init__(
+        self,
+        backend: Tokenizer,
+        texts: Sequence[str],
+        add_special_tokens: bool,
+        *,
+        max_content: int | None = None,
+        truncation_side: str = "right",
+        padded_lengths: Sequence[int] | None = None,
+        padding_side: str = "left",
+        pad_id: int = 0,
+        pad_token: str = "<unk>",
+    ) -> None:
         self._backend = backend
         self._texts = list(texts)
         self._processor = backend.post_processor if add_special_tokens else None
-        self._add_special_tokens = add_special_tokens
+        self._truncation = None if max_content is None else (max_content, truncation_side)
+        self._padding = None if padded_lengths is None else (list(padded_lengths), padding_side, pad_id, pad_token)
         self._done: dict[int, Encoding] = {}
 
     def __len__(self) -> int:
@@ -64,7 +79,12 @@ class LazyEncodings(Sequence[Encoding]):
                 [self._texts[position] for position in missing], add_special_tokens=False
             )
             for position, encoding in zip(missing, encodings):
+                if self._truncation is not None:
+                    encoding.truncate(self._truncation[0], direction=self._truncation[1])
                 if self._processor is not None:
                     encoding = self._processor.process(encoding)
+                if self._padding is not None:
+                    lengths, side, pad_id, pad_token = self._padding
+                    encoding.pad(lengths[position], direction=side, pad_id=pad_id, pad_token=pad_token)
                 self._done[position] = encoding
         return [self._done[position] for position in positions]

@@ -123,20 +123,19 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
             self._text_backend.post_processor = self.backend_tokenizer.post_processor
 
     def _encode_plain(self, text: Any, text_pair: Any, kwargs: dict[str, Any]) -> BatchEncoding | None:
-        # Unpadded, untruncated text (the common case) is encoded by the private backend, which has no added-token
-        # vocabulary to scan; the attention mask is all ones. Everything else goes through transformers.
-        # The ids come from `encode_batch_fast`; the `Encoding`s with character offsets that `BatchEncoding`'s
-        # alignment methods read are computed only if one of them is used (`LazyEncodings`).
+        # Plain strings are encoded by the private backend, which has no added-token vocabulary to scan and is never
+        # reconfigured: transformers' own path sets padding and truncation on the shared backend for each call, which
+        # races when threads ask for different settings. Pairs, words, offsets and overflow go through transformers.
         texts = plain_texts(text, text_pair, kwargs)
+        if texts is None or len(self.backend_tokenizer.get_added_tokens_decoder()) != self._added_at_init:
+            return None  # tokens added later (`add_tokens`) live only in the main backend
         padding, truncation = kwargs.get("padding_strategy"), kwargs.get("truncation_strategy")
-        if texts is None or getattr(padding, "value", padding) not in (None, "do_not_pad"):
-            return None
-        if len(self.backend_tokenizer.get_added_tokens_decoder()) != self._added_at_init:
-            return None
-        if getattr(truncation, "value", truncation) not in (None, "do_not_truncate") or kwargs.get(
-            "return_token_type_ids"
-        ):
-            return None
+        padded = getattr(padding, "value", padding) not in (None, "do_not_pad")
+        truncating = getattr(truncation, "value", truncation) not in (None, "do_not_truncate", False)
+        if padded or truncating or kwargs.get("return_token_type_ids"):
+            return self._encode_plain_shaped(text, texts, truncating, kwargs)
+        # The common case: ids from `encode_batch_fast`, an all-ones attention mask, and the `Encoding`s with
+        # character offsets that `BatchEncoding`'s alignment methods read computed only if one of them is used.
         add_special_tokens = kwargs.get("add_special_tokens", True)
         fast_encodings = self._text_backend.encode_batch_fast(texts, add_special_tokens=add_special_tokens)
         data: dict[str, list] = {"input_ids": [encoding.ids for encoding in fast_encodings]}
@@ -153,6 +152,28 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
         if isinstance(text, str) and tensors is None:
             return BatchEncoding({key: value[0] for key, value in data.items()}, encodings, n_sequences=1)  # type: ignore[arg-type]
         return BatchEncoding(data, encodings, tensor_type=tensors, n_sequences=1)  # type: ignore[arg-type]
+
+    def _encode_plain_shaped(
+        self, text: Any, texts: list[str], truncating: bool, kwargs: dict[str, Any]
+    ) -> BatchEncoding:
+        """Padded or truncated plain text: the ids as the slow tokenizer builds them, `Encoding`s shaped to match."""
+        encoded = self._encode_prompts(texts, batched=not isinstance(text, str), suffix_first=False, **kwargs)
+        add_special_tokens = kwargs.get("add_special_tokens", True)
+        rows = [encoded["input_ids"]] if isinstance(text, str) and kwargs.get("return_tensors") is None else None
+        max_length = kwargs.get("max_length")
+        encoded._encodings = LazyEncodings(
+            self._text_backend,
+            texts,
+            add_special_tokens,
+            max_content=self._content_budget(max_length, add_special_tokens) if truncating and max_length else None,
+            truncation_side=self.truncation_side,
+            padded_lengths=[len(row) for row in (rows or encoded["input_ids"])],
+            padding_side=kwargs.get("padding_side") or self.padding_side,
+            pad_id=self.pad_token_id if self.pad_token_id is not None else 0,
+            pad_token=self.pad_token or "<unk>",
+        )
+        encoded._n_sequences = 1
+        return encoded
 
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:  # type: ignore[override]
         """Copy `tokenizer.model` into `save_directory` (when this tokenizer was built from one)."""

@@ -233,9 +233,13 @@ class CodeLlamaTokenizerMixin:
             )
         return sequence, control_mask(len(prefix), len(suffix), suffix_first=suffix_first, add_bos=add_bos)
 
+    def _content_budget(self, limit: int, add_special: bool) -> int:
+        """How many text tokens a sequence truncated to `limit` keeps (BOS/EOS take their places first)."""
+        return max(limit - len(self.build_inputs_with_special_tokens([])), 0) if add_special else limit
+
     def _plain_sequence(self, content: list[int], add_special: bool, limit: int | None) -> tuple[list[int], list[int]]:
         if limit is not None:
-            budget = max(limit - len(self.build_inputs_with_special_tokens([])), 0) if add_special else limit
+            budget = self._content_budget(limit, add_special)
             content = content[:budget] if self.truncation_side == "right" else content[len(content) - budget :]
         if not add_special:
             return content, [0] * len(content)
