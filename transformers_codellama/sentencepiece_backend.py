@@ -21,8 +21,10 @@ def backend_from_sentencepiece(model: bytes, *, source: str = "tokenizer.model")
 
     SentencePiece BPE merges the adjacent pair whose union is the best-scored piece; a `tokenizers` BPE whose
     merge ranks follow the pieces' scores makes the same choices. The dummy prefix and the space escaping become
-    normalizers (not a pre-tokenizer: SentencePiece does not split on whitespace), and user-defined pieces become
-    added tokens matched on the normalized text, as SentencePiece matches them.
+    normalizers (not a pre-tokenizer: SentencePiece does not split on whitespace). User-defined pieces become added
+    tokens under their own text (`normalized=False`: a normalized one would be stored, and decoded, with the dummy
+    prefix's `▁` in front). The tokenizer classes match them in text as SentencePiece does (`whole_pieces`);
+    `tokenizers` alone gets the spans around them wrong by a `▁`, whichever way they are added.
     """
     proto = model_pb2.ModelProto()  # type: ignore[attr-defined]  # generated protobuf module
     try:
@@ -60,7 +62,7 @@ def backend_from_sentencepiece(model: bytes, *, source: str = "tokenizer.model")
         [AddedToken(p.piece, special=True, normalized=False) for p in proto.pieces if p.type in (_UNKNOWN, _CONTROL)]
     )
     backend.add_tokens(
-        [AddedToken(p.piece, special=False, normalized=True) for p in proto.pieces if p.type == _USER_DEFINED]
+        [AddedToken(p.piece, special=False, normalized=False) for p in proto.pieces if p.type == _USER_DEFINED]
     )
     return backend
 

@@ -18,6 +18,7 @@ from .infilling import FILL_TOKEN as _FILL_TOKEN  # noqa: F401
 from .sentencepiece_backend import backend_from_sentencepiece, bos_eos_template, template_flags
 from .tokenization_arguments import plain_texts, split_init_kwargs
 from .tokenization_shared import CodeLlamaTokenizerMixin
+from .whole_pieces import whole_piece_pattern as _whole_piece_pattern  # noqa: F401
 
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model"}
 _BYTE_PIECE_LENGTH = len("<0x00>")
@@ -123,7 +124,7 @@ class CodeLlamaTokenizer(CodeLlamaTokenizerMixin, PreTrainedTokenizer):  # type:
         """Piece to id, for every SentencePiece piece and any token added on top."""
         return {**self._vocab, **self._added_tokens_encoder}
 
-    def _encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
+    def _sentencepiece_encode(self, texts: Sequence[str]) -> list[list[int]]:
         return self.sp_model.encode(list(texts))
 
     def _piece_id(self, piece: str) -> int | None:

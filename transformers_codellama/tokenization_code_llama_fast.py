@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from shutil import copyfile
 from typing import Any
 
-from tokenizers import Tokenizer
+from tokenizers import AddedToken, Tokenizer
 from transformers import BatchEncoding, PreTrainedTokenizerFast
 
 # Remote code (`trust_remote_code=True`): older transformers releases (5.5 among them) copy only the *direct*
@@ -20,6 +20,7 @@ from .sentencepiece_backend import backend_from_sentencepiece, is_exact_backend,
 from .tokenization_arguments import plain_texts, split_init_kwargs
 from .tokenization_code_llama import CodeLlamaTokenizer
 from .tokenization_shared import CodeLlamaTokenizerMixin
+from .whole_pieces import whole_piece_pattern as _whole_piece_pattern  # noqa: F401
 
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model", "tokenizer_file": "tokenizer.json"}
 
@@ -88,13 +89,11 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
         # never reconfigured (transformers reconfigures the main backend's padding/truncation per call).
         main = self.backend_tokenizer
         # An independent copy (a `Tokenizer(main.model)` sharing the model measured a few percent slower) without
-        # the special added tokens, which text never produces, and without padding or truncation.
+        # padding, truncation or added tokens: special tokens never come from text, and the others (user-defined
+        # pieces, `add_tokens`) are matched by `_encode_texts`, as SentencePiece matches them.
         state = json.loads(main.to_str())
-        state.update(padding=None, truncation=None)
-        state["added_tokens"] = [token for token in state["added_tokens"] if not token["special"]]
+        state.update(padding=None, truncation=None, added_tokens=[])
         self._text_backend = Tokenizer.from_str(json.dumps(state))
-        # Tokens added later (`add_tokens`) live only in the main backend: plain calls then go through it.
-        self._added_at_init = len(main.get_added_tokens_decoder())
         self._init_code_llama(own)
 
     @classmethod
@@ -107,7 +106,7 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
         """Whether `tokenizer.model` is available to save beside `tokenizer.json`."""
         return bool(self.vocab_file) and os.path.isfile(self.vocab_file)
 
-    def _encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
+    def _sentencepiece_encode(self, texts: Sequence[str]) -> list[list[int]]:
         # Ids only: `encode_batch_fast` skips the byte-to-character offset mapping nobody reads here.
         return [
             encoding.ids for encoding in self._text_backend.encode_batch_fast(list(texts), add_special_tokens=False)
@@ -115,6 +114,11 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
 
     def _piece_id(self, piece: str) -> int | None:
         return self._text_backend.token_to_id(piece)
+
+    def _add_tokens(self, new_tokens: list[str | AddedToken], special_tokens: bool = False) -> int:  # type: ignore[override]
+        # Stored under their own text: `tokenizers` would store (and decode) a normalized token as "▁<token>".
+        # Where text matches them is `_encode_texts`'s business (as SentencePiece matches user-defined pieces).
+        return super()._add_tokens([_unnormalized(token, special_tokens) for token in new_tokens], special_tokens)
 
     def update_post_processor(self) -> None:
         """Rebuild the BOS/EOS template after changing `bos_token`, `eos_token`, `add_bos_token` or `add_eos_token`."""
@@ -127,8 +131,12 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
         # reconfigured: transformers' own path sets padding and truncation on the shared backend for each call, which
         # races when threads ask for different settings. Pairs, words, offsets and overflow go through transformers.
         texts = plain_texts(text, text_pair, kwargs)
-        if texts is None or len(self.backend_tokenizer.get_added_tokens_decoder()) != self._added_at_init:
-            return None  # tokens added later (`add_tokens`) live only in the main backend
+        if texts is None:
+            return None
+        pattern = self._whole_piece_pattern()
+        if pattern is not None and any(pattern.search(item) for item in texts):
+            # Ids assembled around whole pieces (added tokens): no `tokenizers` encoding has them, so no `Encoding`s.
+            return self._encode_prompts(texts, batched=not isinstance(text, str), suffix_first=False, **kwargs)
         padding, truncation = kwargs.get("padding_strategy"), kwargs.get("truncation_strategy")
         padded = getattr(padding, "value", padding) not in (None, "do_not_pad")
         truncating = getattr(truncation, "value", truncation) not in (None, "do_not_truncate", False)
@@ -192,10 +200,29 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
         return files + self.save_vocabulary(str(save_directory), kwargs.get("filename_prefix"))
 
 
+def _unnormalized(token: str | AddedToken, special: bool) -> AddedToken:
+    if isinstance(token, str):
+        return AddedToken(token, special=special, normalized=False)
+    return AddedToken(
+        token.content,
+        single_word=token.single_word,
+        lstrip=token.lstrip,
+        rstrip=token.rstrip,
+        special=token.special,
+        normalized=False,
+    )
+
+
 def _load_backend(vocab_file: str | None, tokenizer_file: str | None) -> Tokenizer:
     if tokenizer_file and os.path.isfile(tokenizer_file):
         backend = Tokenizer.from_file(tokenizer_file)
         if is_exact_backend(backend):
+            # Files written by earlier versions stored added tokens normalized: reload them under their own text.
+            state = json.loads(backend.to_str())
+            if any(token["normalized"] for token in state["added_tokens"]):
+                for token in state["added_tokens"]:
+                    token["normalized"] = False
+                backend = Tokenizer.from_str(json.dumps(state))
             return backend
         if not (vocab_file and os.path.isfile(vocab_file)):
             raise ValueError(

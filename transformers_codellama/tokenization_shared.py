@@ -1,8 +1,9 @@
 """Behaviour shared by `CodeLlamaTokenizer` and `CodeLlamaTokenizerFast`: infilling, chat, special tokens.
 
-Each tokenizer class supplies one primitive, `_encode_texts(texts)`: SentencePiece's plain encode of a batch of
-strings, without BOS/EOS. Everything Code Llama adds on top of plain text (the infilling layout, the chat formats,
-BOS/EOS placement) is assembled here from that primitive, so both classes produce the same ids by construction.
+Each tokenizer class supplies one primitive, `_sentencepiece_encode(texts)`: SentencePiece's plain encode of a batch
+of strings, without BOS/EOS. Everything Code Llama adds on top of plain text (tokens added with `add_tokens`, the
+infilling layout, the chat formats, BOS/EOS placement) is assembled here from that primitive, so both classes
+produce the same ids by construction.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .infilling import (
     split_fill_marker,
 )
 from .tokenization_arguments import check_text
+from .whole_pieces import encode_with_whole_pieces, whole_piece_pattern
 
 Prompt = str | tuple[str, str]  # plain text, or (prefix, suffix) to infill
 
@@ -55,9 +57,11 @@ class CodeLlamaTokenizerMixin:
     suffix_first: bool
     _sentinel_ids: list[int]
 
+    _whole_pieces: tuple[tuple[str, ...], Any] = ((), None)
+
     # ----------------------------------------------------------------------------------------- provided by classes
-    def _encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
-        """SentencePiece's encode of each text (implicit leading space, no BOS/EOS)."""
+    def _sentencepiece_encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """SentencePiece's encode of each text (implicit leading space, no BOS/EOS), added tokens not matched."""
         raise NotImplementedError
 
     def _encode_plain(self, text: Any, text_pair: Any, kwargs: dict[str, Any]) -> BatchEncoding | None:
@@ -70,7 +74,29 @@ class CodeLlamaTokenizerMixin:
             setattr(self, key, value)
         # Saved to tokenizer_config.json (the base class saves `init_kwargs`).
         self.init_kwargs.update(own)
-        self._sentinel_ids = self._encode_texts([SENTINEL])[0]
+        self._sentinel_ids = self._sentencepiece_encode([SENTINEL])[0]
+
+    def _whole_piece_pattern(self) -> Any:
+        """The pattern of the pieces text is matched against whole: every non-special added token (SentencePiece's
+        user-defined pieces, and tokens added with `add_tokens`). Special tokens never match: text is text."""
+        pieces = tuple(token.content for token in self.added_tokens_decoder.values() if not token.special)  # type: ignore[attr-defined]
+        if pieces != self._whole_pieces[0]:
+            self._whole_pieces = (pieces, whole_piece_pattern(pieces))
+        return self._whole_pieces[1]
+
+    def _encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
+        """SentencePiece's encode of each text, with added tokens matched as user-defined pieces (see `whole_pieces`)."""
+        pattern = self._whole_piece_pattern()
+        if pattern is None:
+            return self._sentencepiece_encode(texts)
+        return encode_with_whole_pieces(
+            texts,
+            pattern,
+            self._sentencepiece_encode,
+            self.convert_tokens_to_ids,  # type: ignore[attr-defined]
+            dummy_id=self._piece_id("▁"),  # type: ignore[arg-type]
+            sentinel_length=len(self._sentinel_ids),
+        )
 
     def _piece_id(self, piece: str) -> int | None:
         """Id of a vocabulary piece, or None when the vocabulary lacks it."""
@@ -290,6 +316,9 @@ class CodeLlamaTokenizerMixin:
         if isinstance(text, str) and (kwargs.get("suffix") is not None or self.fill_token in text):
             encoded = self._encode_plus(text, add_special_tokens=add_special_tokens, **kwargs)
             return self.convert_ids_to_tokens(encoded["input_ids"])  # type: ignore[attr-defined]
+        if isinstance(text, str) and pair is None and not kwargs:  # the pieces of exactly the ids `encode` gives
+            ids = self._encode_texts([text])[0]
+            return self.convert_ids_to_tokens(self.build_inputs_with_special_tokens(ids) if add_special_tokens else ids)  # type: ignore[attr-defined]
         if pair is not None or add_special_tokens:
             kwargs.update(pair=pair, add_special_tokens=add_special_tokens)
         return super().tokenize(text, **kwargs)  # type: ignore[misc]
