@@ -17,7 +17,9 @@ from .chat import KNOWN_TEMPLATES as _KNOWN_TEMPLATES  # noqa: F401
 from .infilling import FILL_TOKEN as _FILL_TOKEN  # noqa: F401
 from .sentencepiece_backend import backend_from_sentencepiece, bos_eos_template, template_flags
 from .tokenization_arguments import plain_texts, split_init_kwargs
+from .tokenization_chat import CodeLlamaChatMixin as _CodeLlamaChatMixin  # noqa: F401
 from .tokenization_shared import CodeLlamaTokenizerMixin
+from .tokenization_special_tokens import CodeLlamaSpecialTokensMixin as _SpecialTokensMixin  # noqa: F401
 from .whole_pieces import whole_piece_pattern as _whole_piece_pattern  # noqa: F401
 
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model"}

@@ -1,4 +1,5 @@
-"""Behaviour shared by `CodeLlamaTokenizer` and `CodeLlamaTokenizerFast`: infilling, chat, special tokens.
+"""Behaviour shared by `CodeLlamaTokenizer` and `CodeLlamaTokenizerFast`: text encoding and infilling, plus (from
+`tokenization_chat` and `tokenization_special_tokens`) chat and BOS/EOS.
 
 Each tokenizer class supplies one primitive, `_sentencepiece_encode(texts)`: SentencePiece's plain encode of a batch
 of strings, without BOS/EOS. Everything Code Llama adds on top of plain text (tokens added with `add_tokens`, the
@@ -8,16 +9,13 @@ produce the same ids by construction.
 
 from __future__ import annotations
 
-import inspect
-import json
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from transformers.tokenization_utils_base import BatchEncoding, TruncationStrategy
 
 # `from .module import name` form only: transformers' remote-code loader copies the files these lines name.
-from .chat import KNOWN_TEMPLATES, STEP_PIECE, Control, Segment, segments_for
+from .chat import STEP_PIECE
 from .infilling import (
     SENTINEL,
     InfillingIds,
@@ -28,12 +26,14 @@ from .infilling import (
     split_fill_marker,
 )
 from .tokenization_arguments import check_text
+from .tokenization_chat import CodeLlamaChatMixin
+from .tokenization_special_tokens import CodeLlamaSpecialTokensMixin
 from .whole_pieces import encode_with_whole_pieces, whole_piece_pattern
 
 Prompt = str | tuple[str, str]  # plain text, or (prefix, suffix) to infill
 
 
-class CodeLlamaTokenizerMixin:
+class CodeLlamaTokenizerMixin(CodeLlamaChatMixin, CodeLlamaSpecialTokensMixin):
     """Code Llama's infilling, chat and special-token behaviour on top of a transformers tokenizer backend."""
 
     padding_side = "left"  # Code Llama is a decoder: batched generation pads on the left
@@ -139,41 +139,6 @@ class CodeLlamaTokenizerMixin:
                 f"{self.eot_token} pieces, so its model cannot infill (Code Llama 34B and the Python models cannot)"
             )
         return InfillingIds(self.bos_token_id, self.prefix_id, self.suffix_id, self.middle_id, self.eot_id)  # type: ignore[attr-defined,arg-type]
-
-    # ---------------------------------------------------------------------------------------- special tokens
-    def build_inputs_with_special_tokens(
-        self, token_ids_0: list[int], token_ids_1: list[int] | None = None
-    ) -> list[int]:
-        """Add BOS (and EOS, when `add_eos_token`) around each sequence, as Meta's `encode(bos=True)` does."""
-        bos = [self.bos_token_id] if self.add_bos_token else []  # type: ignore[attr-defined]
-        eos = [self.eos_token_id] if self.add_eos_token else []  # type: ignore[attr-defined]
-        output = bos + list(token_ids_0) + eos
-        if token_ids_1 is not None:
-            output += bos + list(token_ids_1) + eos
-        return output
-
-    def get_special_tokens_mask(
-        self, token_ids_0: list[int], token_ids_1: list[int] | None = None, already_has_special_tokens: bool = False
-    ) -> list[int]:
-        """1 where `build_inputs_with_special_tokens` adds BOS/EOS (or, for built ids, where a special id is)."""
-        if already_has_special_tokens:
-            special = set(self.all_special_ids)  # type: ignore[attr-defined]
-            return [1 if token in special else 0 for token in token_ids_0]
-        bos = [1] if self.add_bos_token else []  # type: ignore[attr-defined]
-        eos = [1] if self.add_eos_token else []  # type: ignore[attr-defined]
-        mask = bos + [0] * len(token_ids_0) + eos
-        if token_ids_1 is not None:
-            mask += bos + [0] * len(token_ids_1) + eos
-        return mask
-
-    def create_token_type_ids_from_sequences(
-        self, token_ids_0: list[int], token_ids_1: list[int] | None = None
-    ) -> list[int]:
-        """0 for the first sequence and its special tokens, 1 for the second (Code Llama itself ignores them)."""
-        first = len(self.build_inputs_with_special_tokens(token_ids_0))
-        if token_ids_1 is None:
-            return [0] * first
-        return [0] * first + [1] * len(self.build_inputs_with_special_tokens(token_ids_1))
 
     # -------------------------------------------------------------------------------------------- encoding
     def _encode_plus(self, text: Any = None, text_pair: Any = None, **kwargs: Any) -> BatchEncoding:
@@ -330,72 +295,3 @@ class CodeLlamaTokenizerMixin:
         middle = middle_ids([int(token) for token in token_ids], stops)
         text = self.decode(self._sentinel_ids + middle, skip_special_tokens=True)  # type: ignore[attr-defined]
         return text[len(SENTINEL) :] if text.startswith(SENTINEL) else text
-
-    # ------------------------------------------------------------------------------------------------ chat
-    def apply_chat_template(self, conversation: Any, *args: Any, **kwargs: Any) -> Any:
-        """Format a chat; with this package's templates, the ids are exactly Meta's `chat_completion` ids.
-
-        Meta encodes each turn separately, which no rendered string reproduces, so for the Code Llama templates
-        (see `transformers_codellama.chat`) `tokenize=True` builds the ids segment by segment. Custom templates,
-        `tokenize=False`, tools, documents and assistant masks go through transformers unchanged.
-        """
-        template = kwargs.get("chat_template") or self.chat_template  # type: ignore[attr-defined]
-        unsupported = ("tools", "documents", "continue_final_message", "return_assistant_tokens_mask")
-        if (
-            args
-            or template not in KNOWN_TEMPLATES
-            or not kwargs.get("tokenize", True)
-            or any(kwargs.get(key) for key in unsupported)
-        ):
-            return super().apply_chat_template(conversation, *args, **kwargs)  # type: ignore[misc]
-        batched = bool(conversation) and isinstance(conversation[0], (list, tuple))
-        conversations = conversation if batched else [conversation]
-        sequences = [self._chat_ids(segments_for(template, messages)) for messages in conversations]
-        return_dict = kwargs.get("return_dict", _default_return_dict(super().apply_chat_template))  # type: ignore[misc]
-        padding = kwargs.get("padding", False)
-        encoded = self._assemble(
-            sequences,
-            [[0] * len(sequence) for sequence in sequences],
-            batched=batched,
-            padding_strategy="longest" if padding is True else (padding or "do_not_pad"),
-            max_length=kwargs.get("max_length"),
-            return_tensors=kwargs.get("return_tensors"),
-            **(kwargs.get("tokenizer_kwargs") or {}),
-        )
-        return encoded if return_dict else encoded["input_ids"]
-
-    def _chat_ids(self, segments: Sequence[Segment]) -> list[int]:
-        texts = iter(self._encode_texts([segment for segment in segments if isinstance(segment, str)]))
-        controls = {
-            Control.BOS: self.bos_token_id,
-            Control.EOS: self.eos_token_id,
-            Control.STEP: self.step_id,
-        }  # type: ignore[attr-defined]
-        ids: list[int] = []
-        for segment in segments:
-            if isinstance(segment, str):
-                ids += next(texts)
-            elif controls[segment] is None:
-                raise ValueError(f"the chat format needs a {segment.value} token, which this tokenizer lacks")
-            else:
-                ids.append(controls[segment])  # type: ignore[arg-type]
-        return ids
-
-    # ---------------------------------------------------------------------------------------------- saving
-    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> tuple[str, ...]:
-        """Save as transformers does, keeping `add_bos_token`/`add_eos_token` (which transformers v5 drops)."""
-        files = super().save_pretrained(save_directory, *args, **kwargs)  # type: ignore[misc]
-        prefix = kwargs.get("filename_prefix") or ""
-        path = os.path.join(save_directory, (prefix + "-" if prefix else "") + "tokenizer_config.json")
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as handle:
-                config = json.load(handle)
-            config.update(add_bos_token=self.add_bos_token, add_eos_token=self.add_eos_token)  # type: ignore[attr-defined]
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-        return files
-
-
-def _default_return_dict(method: Any) -> bool:
-    parameter = inspect.signature(method).parameters.get("return_dict")
-    return bool(parameter.default) if parameter is not None else False
