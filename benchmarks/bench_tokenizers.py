@@ -51,6 +51,11 @@ def main() -> None:
     slow = CodeLlamaTokenizer(vocab_file=str(model))
     raw_tokenizers = backend_from_sentencepiece(model.read_bytes())
     raw_sp = spm.SentencePieceProcessor(model_file=str(model))
+    # Padded calls: the fast tokenizer pads on its own (never reconfiguring a shared backend); `tokenizers` pads itself.
+    padded_fast = CodeLlamaTokenizerFast(vocab_file=str(model), pad_token="<unk>")
+    raw_padded = backend_from_sentencepiece(model.read_bytes())
+    raw_padded.enable_padding(direction="left", pad_id=0, pad_token="<unk>")
+    raw_padded.enable_truncation(2048)
 
     times = alternating(
         {
@@ -64,6 +69,12 @@ def main() -> None:
             "fast batch encode": lambda: fast(plain, add_special_tokens=False),
             "fast batch encode + offsets": lambda: list(fast(plain, add_special_tokens=False).encodings),
             "fast batched infilling": lambda: fast(prompts),
+            "raw tokenizers padded + truncated": lambda: [
+                encoding.ids for encoding in raw_padded.encode_batch(plain, add_special_tokens=False)
+            ],
+            "fast padded + truncated": lambda: padded_fast(
+                plain, add_special_tokens=False, padding=True, truncation=True, max_length=2048
+            ),
             "raw sentencepiece encode": lambda: raw_sp.encode(plain),
             "slow batch encode": lambda: slow(plain, add_special_tokens=False),
         },
@@ -77,6 +88,8 @@ def main() -> None:
         / times["fast batch encode"],
         "fast, then all offsets read / raw tokenizers": times["raw tokenizers encode_batch"]
         / times["fast batch encode + offsets"],
+        "fast padded + truncated / raw tokenizers padding (ids as lists)": times["raw tokenizers padded + truncated"]
+        / times["fast padded + truncated"],
         "fast infilling / fast plain (target >= 0.9)": times["fast batch encode"] / times["fast batched infilling"],
         "slow / raw sentencepiece (target >= 0.7)": times["raw sentencepiece encode"] / times["slow batch encode"],
     }
