@@ -77,6 +77,14 @@ def test_added_tokens_in_padded_calls_and_infilling(added, with_added):
         )
 
 
+def test_offsets_for_text_with_added_tokens_are_refused(added):
+    with pytest.raises(ValueError, match="return_offsets_mapping is not available for text holding added tokens"):
+        added[1](["x = 1", "a<mytok>b"], return_offsets_mapping=True)
+    assert added[1](["x = 1"], return_offsets_mapping=True)["offset_mapping"] == [
+        [(0, 0), (0, 1), (1, 3), (3, 4), (4, 5)]
+    ]
+
+
 def test_special_added_tokens_stay_text(added):
     for cls in CLASSES:
         tokenizer = cls(vocab_file=str(CODELLAMA_MODEL))

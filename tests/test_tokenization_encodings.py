@@ -42,6 +42,9 @@ def test_encodings_equal_those_tokenizers_computes(fast, options):
         TEXTS, add_special_tokens=options.get("add_special_tokens", True)
     )
     assert [_fields(encoding) for encoding in got.encodings] == [_fields(encoding) for encoding in expected]
+    with_offsets = tokenizer(TEXTS, return_offsets_mapping=True, **options)
+    assert with_offsets["offset_mapping"] == [encoding.offsets for encoding in expected]
+    assert with_offsets["input_ids"] == got["input_ids"] and type(with_offsets.encodings) is list
     for index, (text, encoding) in enumerate(zip(TEXTS, expected)):
         assert got.tokens(index) == encoding.tokens
         assert [got.char_to_token(index, char) for char in range(len(text))] == [
@@ -61,6 +64,7 @@ def test_alignment_methods_on_a_single_text_with_non_ascii(fast):
     token = got.char_to_token(emoji)
     assert got.token_to_chars(token) == (emoji, emoji + 1)
     assert got["input_ids"] == expected.ids
+    assert tokenizer(text, return_offsets_mapping=True)["offset_mapping"] == expected.offsets
     as_tensors = tokenizer(text, return_tensors="pt")
     assert as_tensors.word_ids(0) == expected.word_ids and as_tensors["input_ids"][0].tolist() == expected.ids
 
@@ -153,6 +157,9 @@ def test_padding_and_truncation_match_tokenizers(fast, options, shape, truncatio
     assert got["attention_mask"] == [encoding.attention_mask for encoding in expected]
     if options.get("return_special_tokens_mask"):
         assert got["special_tokens_mask"] == [encoding.special_tokens_mask for encoding in expected]
+    assert tokenizer(TEXTS, return_offsets_mapping=True, **options)["offset_mapping"] == [
+        encoding.offsets for encoding in expected
+    ]
     assert [_fields(encoding) for encoding in got.encodings] == [_fields(encoding) for encoding in expected]
     # One text, and tensors, take the same path.
     single, (expected_single,) = tokenizer(TEXTS[0], **options), _reference(tokenizer, TEXTS[:1], options, shape)
@@ -160,8 +167,11 @@ def test_padding_and_truncation_match_tokenizers(fast, options, shape, truncatio
     padded = {**{key: value for key, value in options.items() if key != "max_length"}, "padding": True}
     if options.get("truncation"):
         padded["max_length"] = options["max_length"]
-    tensors = tokenizer(TEXTS[:2], return_tensors="pt", **padded)
-    assert tensors.word_ids(1) == tokenizer(TEXTS[:2], **padded).word_ids(1)
+    tensors = tokenizer(TEXTS[:2], return_tensors="pt", return_offsets_mapping=True, **padded)
+    as_lists = tokenizer(TEXTS[:2], return_offsets_mapping=True, **padded)
+    assert tensors.word_ids(1) == as_lists.word_ids(1)
+    assert tensors["offset_mapping"].tolist() == [[list(pair) for pair in row] for row in as_lists["offset_mapping"]]
+    assert tokenizer.backend_tokenizer.padding is None and tokenizer.backend_tokenizer.truncation is None
 
 
 def test_threads_asking_for_different_padding_get_their_own(fast):

@@ -59,8 +59,9 @@ def split_init_kwargs(kwargs: dict[str, Any], vocab: Sequence[str] | dict[str, i
 
 
 def plain_texts(text: Any, text_pair: Any, kwargs: dict[str, Any]) -> list[str] | None:
-    """The texts of a call that only plain encoding serves: strings, no pair, words, overflow windows, or
-    `split_special_tokens=False` (those go through transformers' base class)."""
+    """The texts of a call that only plain encoding serves: strings, no pair, words, overflow windows, offsets, or
+    `split_special_tokens=False` (those go through transformers' base class; the fast tokenizer serves offsets
+    itself, asking without them)."""
     texts = [text] if isinstance(text, str) else text
     simple = (
         text_pair is None

@@ -131,33 +131,54 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
     def _encode_plain(self, text: Any, text_pair: Any, kwargs: dict[str, Any]) -> BatchEncoding | None:
         # Plain strings are encoded by the private backend, which has no added-token vocabulary to scan and is never
         # reconfigured: transformers' own path sets padding and truncation on the shared backend for each call, which
-        # races when threads ask for different settings. Pairs, words, offsets and overflow go through transformers.
+        # races when threads ask for different settings. Pairs, words and overflow go through transformers.
+        offsets = bool(kwargs.get("return_offsets_mapping"))
+        kwargs = {key: value for key, value in kwargs.items() if key != "return_offsets_mapping"}
         texts = plain_texts(text, text_pair, kwargs)
         if texts is None:
             return None
         pattern = self._whole_piece_pattern()
         if pattern is not None and any(pattern.search(item) for item in texts):
+            if offsets:
+                raise ValueError(
+                    "return_offsets_mapping is not available for text holding added tokens or user-defined pieces "
+                    "(their ids are assembled around those pieces, which no tokenizers encoding reproduces)"
+                )
             # Ids assembled around whole pieces (added tokens): no `tokenizers` encoding has them, so no `Encoding`s.
             return self._encode_prompts(texts, batched=not isinstance(text, str), suffix_first=False, **kwargs)
         padding, truncation = kwargs.get("padding_strategy"), kwargs.get("truncation_strategy")
         padded = getattr(padding, "value", padding) not in (None, "do_not_pad")
         truncating = getattr(truncation, "value", truncation) not in (None, "do_not_truncate", False)
         if padded or truncating or kwargs.get("return_token_type_ids"):
-            return self._encode_plain_shaped(text, texts, truncating, kwargs)
-        # The common case: ids from `encode_batch_fast`, an all-ones attention mask, and the `Encoding`s with
-        # character offsets that `BatchEncoding`'s alignment methods read computed only if one of them is used.
+            encoded = self._encode_plain_shaped(text, texts, truncating, kwargs)
+        else:
+            encoded = self._encode_plain_unshaped(text, texts, offsets, kwargs)
+        if offsets:
+            mapping = [encoding.offsets for encoding in encoded.encodings]  # type: ignore[union-attr]
+            single = isinstance(text, str) and kwargs.get("return_tensors") is None
+            as_returned = BatchEncoding({"offset_mapping": mapping}, tensor_type=kwargs.get("return_tensors"))
+            encoded["offset_mapping"] = mapping[0] if single else as_returned["offset_mapping"]
+        return encoded
+
+    def _encode_plain_unshaped(
+        self, text: Any, texts: list[str], offsets: bool, kwargs: dict[str, Any]
+    ) -> BatchEncoding:
+        """The common case: ids from `encode_batch_fast` and an all-ones attention mask; the `Encoding`s with
+        character offsets that `BatchEncoding`'s alignment methods read are computed only if one of them is used
+        (unless offsets are asked for: then one `encode_batch` gives both)."""
         add_special_tokens = kwargs.get("add_special_tokens", True)
-        fast_encodings = self._text_backend.encode_batch_fast(texts, add_special_tokens=add_special_tokens)
-        data: dict[str, list] = {"input_ids": [encoding.ids for encoding in fast_encodings]}
+        encode = self._text_backend.encode_batch if offsets else self._text_backend.encode_batch_fast
+        computed = encode(texts, add_special_tokens=add_special_tokens)
+        data: dict[str, list] = {"input_ids": [encoding.ids for encoding in computed]}
         if kwargs.get("return_attention_mask") is not False:
             data["attention_mask"] = [[1] * len(ids) for ids in data["input_ids"]]
         if kwargs.get("return_special_tokens_mask"):
-            data["special_tokens_mask"] = [encoding.special_tokens_mask for encoding in fast_encodings]
+            data["special_tokens_mask"] = [encoding.special_tokens_mask for encoding in computed]
         if kwargs.get("return_length"):
             data["length"] = [len(ids) for ids in data["input_ids"]]
         for ids in data["input_ids"]:
             self._eventual_warn_about_too_long_sequence(ids, kwargs.get("max_length"), kwargs.get("verbose", True))
-        encodings = LazyEncodings(self._text_backend, texts, add_special_tokens)
+        encodings = computed if offsets else LazyEncodings(self._text_backend, texts, add_special_tokens)
         tensors = kwargs.get("return_tensors")
         if isinstance(text, str) and tensors is None:
             return BatchEncoding({key: value[0] for key, value in data.items()}, encodings, n_sequences=1)  # type: ignore[arg-type]
