@@ -34,8 +34,9 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
 
     It loads `tokenizer.json` when that file has this package's SentencePiece-equivalent structure, and otherwise
     converts `tokenizer.model` exactly (older `tokenizer.json` files, and transformers v5's own conversion, differ
-    from SentencePiece on leading whitespace). Infilling prompts are encoded with one batched call of a private,
-    never-reconfigured copy of the backend, so concurrent calls on one instance cannot disturb each other.
+    from SentencePiece on leading whitespace). Plain text and infilling prompts are encoded with one batched call of
+    a private, never-reconfigured copy of the backend, padded and truncated afterwards, so concurrent calls on one
+    instance cannot disturb each other. Character offsets are computed the first time something reads them.
 
     Example:
 
