@@ -98,7 +98,8 @@ def _summary(results: dict[str, Any]) -> list[str]:
             f"({ratios['fast / raw tokenizers with ids as Python lists']:.2f}× against raw encode + ids as lists; offsets are "
             f"computed on first use: {ratios['fast / raw tokenizers encode_batch_fast (no offsets)']:.2f}× against raw "
             f"`encode_batch_fast`, which skips them too, and {ratios['fast, then all offsets read / raw tokenizers']:.2f}× "
-            "when every text's offsets are then read) |",
+            "when every text's offsets are then read, "
+            f"{ratios['fast with return_offsets_mapping / raw tokenizers']:.2f}× with `return_offsets_mapping=True`) |",
             f"| batched infilling vs plain batched encode | ≥ 0.9× | {ratios['fast infilling / fast plain (target >= 0.9)']:.2f}× |",
             f"| slow encode vs raw `sentencepiece` | ≥ 0.7× | {ratios['slow / raw sentencepiece (target >= 0.7)']:.2f}× |",
             f"| transformers' own Code Llama tokenizer: files matching SentencePiece / infilling prompts matching Meta | (report) | "
