@@ -137,7 +137,7 @@ class CodeLlamaTokenizer(CodeLlamaTokenizerMixin, PreTrainedTokenizer):  # type:
         texts = plain_texts(text, text_pair, kwargs)
         if texts is None:
             return None
-        return self._encode_prompts(texts, batched=not isinstance(text, str), suffix_first=False, **kwargs)
+        return self._encode_plain_texts(text, texts, kwargs)
 
     def _tokenize(self, text: str, **kwargs: Any) -> list[str]:
         return self.sp_model.encode(text, out_type=str)

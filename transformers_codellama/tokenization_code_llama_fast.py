@@ -146,7 +146,7 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
                     "(their ids are assembled around those pieces, which no tokenizers encoding reproduces)"
                 )
             # Ids assembled around whole pieces (added tokens): no `tokenizers` encoding has them, so no `Encoding`s.
-            return self._encode_prompts(texts, batched=not isinstance(text, str), suffix_first=False, **kwargs)
+            return self._encode_plain_texts(text, texts, kwargs)
         padding, truncation = kwargs.get("padding_strategy"), kwargs.get("truncation_strategy")
         padded = getattr(padding, "value", padding) not in (None, "do_not_pad")
         truncating = getattr(truncation, "value", truncation) not in (None, "do_not_truncate", False)
@@ -189,7 +189,7 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
         self, text: Any, texts: list[str], truncating: bool, kwargs: dict[str, Any]
     ) -> BatchEncoding:
         """Padded or truncated plain text: the ids as the slow tokenizer builds them, `Encoding`s shaped to match."""
-        encoded = self._encode_prompts(texts, batched=not isinstance(text, str), suffix_first=False, **kwargs)
+        encoded = self._encode_plain_texts(text, texts, kwargs)
         add_special_tokens = kwargs.get("add_special_tokens", True)
         rows = [encoded["input_ids"]] if isinstance(text, str) and kwargs.get("return_tensors") is None else None
         max_length = kwargs.get("max_length")

@@ -213,6 +213,10 @@ class CodeLlamaTokenizerMixin(CodeLlamaChatMixin, CodeLlamaSpecialTokensMixin):
         sequences, masks = [sequence for sequence, _ in built], [mask for _, mask in built]
         return self._assemble(sequences, masks, batched=batched, max_length=max_length, **kwargs)
 
+    def _encode_plain_texts(self, text: Any, texts: list[str], kwargs: dict[str, Any]) -> BatchEncoding:
+        """Plain `texts` (the strings of the call's `text`) assembled from `_encode_texts`, padded and truncated here."""
+        return self._encode_prompts(texts, batched=not isinstance(text, str), suffix_first=False, **kwargs)
+
     def _infilling_sequence(
         self, prefix: list[int], suffix: list[int], suffix_first: bool, add_bos: bool, limit: int | None
     ) -> tuple[list[int], list[int]]:
