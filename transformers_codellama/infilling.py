@@ -82,15 +82,6 @@ def control_mask(prefix_len: int, suffix_len: int, *, suffix_first: bool, add_bo
     return [*head, 1, *[0] * prefix_len, 1, *[0] * suffix_len, 1]
 
 
-def middle_ids(generated: Sequence[int], stop_ids: Sequence[int]) -> list[int]:
-    """The generated middle: everything before the first stop id (`▁<EOT>`, `</s>`)."""
-    stops = set(stop_ids)
-    for position, token in enumerate(generated):
-        if token in stops:
-            return list(generated[:position])
-    return list(generated)
-
-
 __all__ = [
     "EOT_PIECE",
     "FILL_TOKEN",
@@ -101,7 +92,6 @@ __all__ = [
     "InfillingIds",
     "control_mask",
     "layout",
-    "middle_ids",
     "nolead_inputs",
     "split_fill_marker",
 ]

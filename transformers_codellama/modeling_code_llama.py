@@ -16,6 +16,7 @@ from typing import Any
 from transformers import GenerationConfig, LlamaForCausalLM, LlamaModel
 
 from .configuration_code_llama import CodeLlamaConfig
+from .stopping import CHAT, COMPLETE, INFILL, stop_ids
 
 # The Auto classes a saved Code Llama checkpoint names in its `auto_map` (module.Class, relative to the checkpoint).
 MODEL_AUTO_MAP = {
@@ -60,23 +61,14 @@ class CodeLlamaForCausalLM(LlamaForCausalLM):
 
 
 def stop_token_ids(config: Any, tokenizer: Any) -> list[int]:
-    """The ids on which plain `generate` stops for this checkpoint: `</s>`, `▁<EOT>` and `<step>` where they apply.
+    """The ids on which plain `generate` stops for this checkpoint: those of every mode it can generate in.
 
-    `▁<EOT>` ends an infilled middle, so infilling-capable checkpoints stop on it too; `<step>` ends a 70B Instruct
-    answer. Ids are looked up on the tokenizer by piece name, never assumed.
+    That is `</s>`, `▁<EOT>` where the checkpoint can infill, and `<step>` on 70B Instruct (see `stopping`).
     """
-    stops = [tokenizer.eos_token_id]
-    eot = getattr(tokenizer, "eot_id", None)
-    if (
-        getattr(config, "supports_infilling", True)
-        and getattr(tokenizer, "supports_infilling", False)
-        and eot is not None
-    ):
-        stops.append(eot)
-    step = getattr(tokenizer, "step_id", None)
-    if step is not None:
-        stops.append(step)
-    return [token for token in dict.fromkeys(stops) if token is not None]
+    modes = [COMPLETE, CHAT]
+    if getattr(config, "supports_infilling", True) and getattr(tokenizer, "supports_infilling", False):
+        modes.insert(1, INFILL)
+    return list(dict.fromkeys(token for mode in modes for token in stop_ids(tokenizer, mode)))
 
 
 def generation_config_for(config: Any, tokenizer: Any) -> GenerationConfig:

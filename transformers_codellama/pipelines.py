@@ -23,8 +23,8 @@ from transformers.utils.chat_template_utils import Chat
 
 from .configuration_code_llama import CodeLlamaConfig
 from .infilling import FILL_TOKEN, split_fill_marker
+from .stopping import CHAT, COMPLETE, INFILL, stop_ids, until_stop
 
-COMPLETE, INFILL, CHAT = "complete", "infill", "chat"
 # The key under which a prompt's mode travels from `preprocess` through `_forward` to `postprocess`.
 _MODE = "codellama_mode"
 
@@ -129,13 +129,7 @@ class CodeLlamaTextGenerationPipeline(TextGenerationPipeline):
         return inputs
 
     def _stop_ids(self, mode: str) -> list[int]:
-        tokenizer = self._tok
-        stops = {
-            COMPLETE: [tokenizer.eos_token_id],  # Meta's text_completion stops on </s> only
-            INFILL: [getattr(tokenizer, "eot_id", None), tokenizer.eos_token_id],
-            CHAT: [tokenizer.eos_token_id, getattr(tokenizer, "step_id", None)],  # <step> ends a 70B Instruct turn
-        }[mode]
-        return [token for token in stops if token is not None]
+        return stop_ids(self._tok, mode)
 
     def _forward(self, model_inputs: dict, **generate_kwargs: Any) -> Any:  # type: ignore[override]
         modes = model_inputs.pop(_MODE)
@@ -166,7 +160,7 @@ class CodeLlamaTextGenerationPipeline(TextGenerationPipeline):
         }
         input_ids = model_outputs["input_ids"]
         prompt_ids = [] if input_ids is None else input_ids[0].tolist()
-        stops = set(self._stop_ids(mode))
+        stops = self._stop_ids(mode)
         if return_type == ReturnType.TENSORS:
             return super().postprocess(
                 model_outputs,
@@ -189,11 +183,11 @@ class CodeLlamaTextGenerationPipeline(TextGenerationPipeline):
             elif mode == CHAT:
                 # Meta's chat_completion decodes the answer alone, up to the stop token (transformers releases
                 # differ in how they slice it out of the whole sequence, so it is decoded here).
-                text = self._tok.decode(new_ids[: _stop_index(new_ids, stops)], **decode_kwargs)
+                text = self._tok.decode(until_stop(new_ids, stops), **decode_kwargs)
                 if return_type == ReturnType.FULL_TEXT:
                     text = [*prompt_text.messages, {"role": "assistant", "content": text}]
             else:
-                new_ids = new_ids[: _stop_index(new_ids, stops)]
+                new_ids = until_stop(new_ids, stops)
                 text = self._tok.decode(new_ids, **decode_kwargs)
                 if return_type == ReturnType.FULL_TEXT:
                     text = prompt_text + self._continuation(prompt_ids, new_ids, text, decode_kwargs)
@@ -206,10 +200,6 @@ class CodeLlamaTextGenerationPipeline(TextGenerationPipeline):
         head = self._tok.decode(prompt_ids, **decode_kwargs)
         whole = self._tok.decode(prompt_ids + new_ids, **decode_kwargs)
         return whole[len(head) :] if whole.startswith(head) else new_text
-
-
-def _stop_index(ids: list[int], stops: set[int]) -> int:
-    return next((position for position, token in enumerate(ids) if token in stops), len(ids))
 
 
 def register_pipeline() -> None:

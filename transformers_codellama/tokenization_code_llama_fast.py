@@ -17,6 +17,7 @@ from .chat import KNOWN_TEMPLATES as _KNOWN_TEMPLATES  # noqa: F401
 from .infilling import FILL_TOKEN as _FILL_TOKEN  # noqa: F401
 from .lazy_encodings import LazyEncodings
 from .sentencepiece_backend import backend_from_sentencepiece, is_exact_backend, template_flags
+from .stopping import MODES as _MODES  # noqa: F401
 from .tokenization_arguments import plain_texts, split_init_kwargs
 from .tokenization_chat import CodeLlamaChatMixin as _CodeLlamaChatMixin  # noqa: F401
 from .tokenization_code_llama import CodeLlamaTokenizer

@@ -21,10 +21,10 @@ from .infilling import (
     InfillingIds,
     control_mask,
     layout,
-    middle_ids,
     nolead_inputs,
     split_fill_marker,
 )
+from .stopping import INFILL, stop_ids, until_stop
 from .tokenization_arguments import check_text
 from .tokenization_chat import CodeLlamaChatMixin
 from .tokenization_special_tokens import CodeLlamaSpecialTokensMixin
@@ -295,7 +295,6 @@ class CodeLlamaTokenizerMixin(CodeLlamaChatMixin, CodeLlamaSpecialTokensMixin):
     # -------------------------------------------------------------------------------------------- decoding
     def decode_infill(self, token_ids: Sequence[int]) -> str:
         """Decode a generated middle as Meta does: up to `▁<EOT>`/`</s>`, keeping its real leading space."""
-        stops = [token for token in (self.eot_id, self.eos_token_id) if token is not None]  # type: ignore[attr-defined]
-        middle = middle_ids([int(token) for token in token_ids], stops)
+        middle = until_stop([int(token) for token in token_ids], stop_ids(self, INFILL))
         text = self.decode(self._sentinel_ids + middle, skip_special_tokens=True)  # type: ignore[attr-defined]
         return text[len(SENTINEL) :] if text.startswith(SENTINEL) else text
