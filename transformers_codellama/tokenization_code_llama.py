@@ -11,16 +11,14 @@ from typing import Any
 import sentencepiece as spm
 from transformers import BatchEncoding, PreTrainedTokenizer
 
-# Remote code (`trust_remote_code=True`): older transformers releases (5.5 among them) copy only the *direct*
-# relative imports of this file beside it, so every module it needs transitively is imported here too.
+# Remote code (`trust_remote_code=True`) on transformers 5.5 copies only the *direct* relative imports of this file
+# into the module cache, so the modules the mixin imports are named here too (`from .x import` form: the copier reads
+# these lines).
 from .chat import KNOWN_TEMPLATES as _KNOWN_TEMPLATES  # noqa: F401
 from .infilling import FILL_TOKEN as _FILL_TOKEN  # noqa: F401
 from .sentencepiece_backend import backend_from_sentencepiece, bos_eos_template, template_flags
 from .stopping import MODES as _MODES  # noqa: F401
-from .tokenization_arguments import plain_texts, split_init_kwargs
-from .tokenization_chat import CodeLlamaChatMixin as _CodeLlamaChatMixin  # noqa: F401
-from .tokenization_shared import CodeLlamaTokenizerMixin
-from .tokenization_special_tokens import CodeLlamaSpecialTokensMixin as _SpecialTokensMixin  # noqa: F401
+from .tokenization_code_llama_mixin import CodeLlamaTokenizerMixin, plain_texts, split_init_kwargs
 from .whole_pieces import whole_piece_pattern as _whole_piece_pattern  # noqa: F401
 
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model"}
@@ -92,7 +90,7 @@ class CodeLlamaTokenizer(CodeLlamaTokenizerMixin, PreTrainedTokenizer):  # type:
         self._vocab = {self.sp_model.id_to_piece(i): i for i in range(self.sp_model.get_piece_size())}
         self.add_bos_token = add_bos_token
         self.add_eos_token = add_eos_token
-        own, kwargs = split_init_kwargs(kwargs, self._vocab)
+        code_llama_kwargs, kwargs = split_init_kwargs(kwargs, self._vocab)
         super().__init__(
             unk_token=unk_token,
             bos_token=bos_token,
@@ -105,7 +103,7 @@ class CodeLlamaTokenizer(CodeLlamaTokenizerMixin, PreTrainedTokenizer):  # type:
             split_special_tokens=kwargs.pop("split_special_tokens", True),  # text is text: "<s>" in code is not BOS
             **kwargs,
         )
-        self._init_code_llama(own)
+        self._init_code_llama(code_llama_kwargs)
 
     # SentencePieceProcessor cannot be pickled; ship the serialized model instead (multiprocessing, datasets.map).
     def __getstate__(self) -> dict[str, Any]:
@@ -127,18 +125,18 @@ class CodeLlamaTokenizer(CodeLlamaTokenizerMixin, PreTrainedTokenizer):  # type:
         """Piece to id, for every SentencePiece piece and any token added on top."""
         return {**self._vocab, **self._added_tokens_encoder}
 
-    def _sentencepiece_encode(self, texts: Sequence[str]) -> list[list[int]]:
+    def _sentencepiece_ids(self, texts: Sequence[str]) -> list[list[int]]:
         return self.sp_model.encode(list(texts))
 
     def _piece_id(self, piece: str) -> int | None:
         return self._vocab.get(piece)
 
-    def _encode_plain(self, text: Any, text_pair: Any, kwargs: dict[str, Any]) -> BatchEncoding | None:
+    def _plain_batch(self, text: Any, text_pair: Any, kwargs: dict[str, Any]) -> BatchEncoding | None:
         # One batched SentencePiece call instead of pieces -> ids in Python.
         texts = plain_texts(text, text_pair, kwargs)
         if texts is None:
             return None
-        return self._encode_plain_texts(text, texts, kwargs)
+        return self._batch_from_plain_texts(text, texts, kwargs)
 
     def _tokenize(self, text: str, **kwargs: Any) -> list[str]:
         return self.sp_model.encode(text, out_type=str)
