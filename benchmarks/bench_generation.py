@@ -3,7 +3,7 @@ measured side by side in one run (medians of interleaved repeats).
 
     python benchmarks/bench_generation.py [--new-tokens 32] [--repeats 15] [--threads 1]
 
-Target (issue 3): Code Llama tokens/s >= 0.98x stock Llama's.
+Target: Code Llama tokens/s >= 0.98x stock Llama's.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 
     python benchmarks/bench_pipeline.py [--new-tokens 32] [--repeats 15] [--threads 1]
 
-Target (issue 3): pipeline overhead <= 5% over the hand-written loop.
+Target: pipeline overhead <= 5% over the hand-written loop.
 """
 
 from __future__ import annotations

@@ -6,29 +6,24 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from transformers_codellama.stdlib_corpus import stdlib_sources
+
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+# Where Meta's real tokenizer models are is the tests' fact (`tests/real_data.py`); the benchmarks read it there.
+sys.path.insert(0, str(REPO / "tests"))
+from real_data import SHARED_DATA  # noqa: E402
+
 RESULTS_DIR = Path(os.environ.get("BENCH_RESULTS_DIR", REPO / "benchmarks" / "results"))
 
 
 def real_code(megabytes: float) -> list[str]:
     """Python standard library sources (whole files, sorted) adding up to about `megabytes` MB."""
-    root = Path(os.__file__).parent
-    texts, size = [], 0
-    for path in sorted(root.rglob("*.py")):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError):
-            continue
-        texts.append(text)
-        size += len(text.encode())
-        if size >= megabytes * 1e6:
-            break
-    return texts
+    return stdlib_sources(max_bytes=int(megabytes * 1e6))
 
 
 def alternating(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
@@ -69,3 +64,6 @@ def save(name: str, results: dict) -> Path:
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **results}, indent=2) + "\n")
     return path
+
+
+__all__ = ["MODEL_SIZES", "REPO", "RESULTS_DIR", "SHARED_DATA", "alternating", "machine", "real_code", "save"]

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from real_data import CODELLAMA_MODEL, LLAMA2_MODEL, REPO
 
-from tests.conftest import CODELLAMA_MODEL, LLAMA2_MODEL, REPO
 from tests.meta_checkpoints import TinyCodeLlama, write_meta_checkpoint
 from tests.tiny_checkpoints import make_checkpoint
 

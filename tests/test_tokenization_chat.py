@@ -43,7 +43,7 @@ def _tokenizers(path, template):
 
 @pytest.mark.parametrize("conversation", CONVERSATIONS)
 def test_llama2_format_matches_meta(conversation, sp):
-    from tests.conftest import CODELLAMA_MODEL
+    from real_data import CODELLAMA_MODEL
 
     expected = MetaTokenizer(sp["codellama"]).llama2_chat(conversation)
     for tokenizer in _tokenizers(CODELLAMA_MODEL, LLAMA2_CHAT_TEMPLATE):
@@ -76,7 +76,7 @@ def test_jinja_templates_render_the_segments(conversation, fast):
 
 
 def test_batched_conversations_pad_on_the_left(sp):
-    from tests.conftest import CODELLAMA_MODEL
+    from real_data import CODELLAMA_MODEL
 
     meta = MetaTokenizer(sp["codellama"])
     for tokenizer in _tokenizers(CODELLAMA_MODEL, LLAMA2_CHAT_TEMPLATE):

@@ -9,11 +9,11 @@ import warnings
 from pathlib import Path
 
 import pytest
+from real_data import CODELLAMA_MODEL, code_cuts
 from transformers import AutoTokenizer
 from transformers.testing_utils import CaptureLogger
 from transformers.utils import logging
 
-from tests.conftest import CODELLAMA_MODEL, code_cuts
 from transformers_codellama import CodeLlamaTokenizer, CodeLlamaTokenizerFast
 from transformers_codellama.chat import LLAMA2_CHAT_TEMPLATE
 

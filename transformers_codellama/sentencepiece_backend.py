@@ -12,8 +12,8 @@ from sentencepiece import sentencepiece_model_pb2 as model_pb2
 from tokenizers import AddedToken, Tokenizer, decoders, normalizers, processors
 from tokenizers.models import BPE
 
-_NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED, _BYTE = 1, 2, 3, 4, 6
-_BPE = 2
+_PIECE = model_pb2.ModelProto.SentencePiece  # type: ignore[attr-defined]  # generated protobuf module
+_BPE = model_pb2.TrainerSpec.BPE  # type: ignore[attr-defined]
 
 
 def backend_from_sentencepiece(model: bytes, *, source: str = "tokenizer.model") -> Tokenizer:
@@ -42,7 +42,7 @@ def backend_from_sentencepiece(model: bytes, *, source: str = "tokenizer.model")
     vocab = {piece.piece: index for index, piece in enumerate(proto.pieces)}
     ranked = []
     for index, piece in enumerate(proto.pieces):
-        if piece.type != _NORMAL:
+        if piece.type != _PIECE.NORMAL:
             continue
         text = piece.piece
         for cut in range(1, len(text)):
@@ -59,10 +59,14 @@ def backend_from_sentencepiece(model: bytes, *, source: str = "tokenizer.model")
         [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
     )
     backend.add_special_tokens(
-        [AddedToken(p.piece, special=True, normalized=False) for p in proto.pieces if p.type in (_UNKNOWN, _CONTROL)]
+        [
+            AddedToken(p.piece, special=True, normalized=False)
+            for p in proto.pieces
+            if p.type in (_PIECE.UNKNOWN, _PIECE.CONTROL)
+        ]
     )
     backend.add_tokens(
-        [AddedToken(p.piece, special=False, normalized=False) for p in proto.pieces if p.type == _USER_DEFINED]
+        [AddedToken(p.piece, special=False, normalized=False) for p in proto.pieces if p.type == _PIECE.USER_DEFINED]
     )
     return backend
 
