@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import pytest
-from tiny_checkpoints import LLAMA2_MODEL, MetaReference, chain, greedy, make_checkpoint
+from real_data import LLAMA2_MODEL
+from tiny_checkpoints import MetaReference, chain, greedy, make_checkpoint
 from transformers import AutoModelForCausalLM, pipeline
 
 from transformers_codellama import CodeLlamaTextGenerationPipeline

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from meta_tokenizer import MetaTokenizer
 from real_data import code_cuts
-
-from tests.meta_tokenizer import MetaTokenizer
 
 GOLDEN_PREFIX = 'def remove_non_ascii(s: str) -> str:\n    """ '
 GOLDEN_SUFFIX = "\n    return result\n"

@@ -116,13 +116,18 @@ def chat_ids(
     return ids
 
 
+def _jinja_list(items: Sequence[str]) -> str:
+    """A Jinja list literal of plain strings (no quotes or backslashes in them), quoted as the templates quote."""
+    return "[" + ", ".join(f"'{item}'" for item in items) + "]"
+
+
 _RAISE_IF_FORBIDDEN = """
 {%- for tag in forbidden %}{%- if tag in message['content'] %}
 {{- raise_exception('a chat message contains the control string ' + tag + ', which is not allowed') }}
 {%- endif %}{%- endfor %}"""
 
 LLAMA2_CHAT_TEMPLATE = (
-    "{%- set forbidden = ['[INST]', '[/INST]', '<<SYS>>', '<</SYS>>', '<PRE>', '<SUF>', '<MID>', '<EOT>'] %}"
+    "{%- set forbidden = " + _jinja_list(LLAMA2_FORBIDDEN) + " %}"
     "{%- if messages[0]['role'] == 'system' %}"
     "{%- set system = messages[0]['content'] %}{%- set loop_messages = messages[1:] %}"
     "{%- else %}{%- set system = none %}{%- set loop_messages = messages %}{%- endif %}"
@@ -140,7 +145,7 @@ LLAMA2_CHAT_TEMPLATE = (
 )
 
 STEP_CHAT_TEMPLATE = (
-    "{%- set forbidden = ['<step>', '<PRE>', '<SUF>', '<MID>', '<EOT>'] %}"
+    "{%- set forbidden = " + _jinja_list(STEP_FORBIDDEN) + " %}"
     "{%- for message in messages %}" + _RAISE_IF_FORBIDDEN + "{%- endfor %}"
     "{{- bos_token }}"
     "{%- if messages[0]['role'] != 'system' %}{{- ' Source: system\\n\\n <step>' }}{%- endif %}"
