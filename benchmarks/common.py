@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -54,6 +55,32 @@ MODEL_SIZES = {
 }
 
 
+def generation_arguments(description: str | None) -> argparse.Namespace:
+    """The command line the generation benchmarks share; sets torch's thread count from it."""
+    import torch
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated per call (forced)")
+    parser.add_argument("--repeats", type=int, default=15, help="interleaved repeats; medians are reported")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1 keeps timings steady on a busy machine)"
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    return args
+
+
+def generation_results(args: argparse.Namespace, times: dict[str, float], **measured: object) -> dict[str, object]:
+    """The results a generation benchmark saves: the model, the run's settings, the median times and what it measured."""
+    return {
+        "model": MODEL_SIZES,
+        "new_tokens": args.new_tokens,
+        "repeats": args.repeats,
+        "median_seconds": times,
+        **measured,
+    }
+
+
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
@@ -66,4 +93,15 @@ def save(name: str, results: dict) -> Path:
     return path
 
 
-__all__ = ["MODEL_SIZES", "REPO", "RESULTS_DIR", "SHARED_DATA", "alternating", "machine", "real_code", "save"]
+__all__ = [
+    "MODEL_SIZES",
+    "REPO",
+    "RESULTS_DIR",
+    "SHARED_DATA",
+    "alternating",
+    "generation_arguments",
+    "generation_results",
+    "machine",
+    "real_code",
+    "save",
+]

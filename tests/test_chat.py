@@ -6,18 +6,9 @@ from __future__ import annotations
 import pytest
 import sentencepiece as spm
 from meta_tokenizer import MetaTokenizer
+from test_tokenization_chat import CONVERSATIONS
 
 from transformers_codellama.chat import Control, chat_ids, llama2_segments, step_segments
-
-CONVERSATIONS = [
-    [{"role": "user", "content": "Reverse a string in Python."}],
-    [{"role": "system", "content": " Be brief. "}, {"role": "user", "content": "Sort a list\n"}],
-    [
-        {"role": "user", "content": "def f(x):\n    return x"},
-        {"role": "assistant", "content": "It returns x."},
-        {"role": "user", "content": "And <s>this</s>?"},
-    ],
-]
 
 
 def _controls(sp: spm.SentencePieceProcessor) -> dict[Control, int | None]:

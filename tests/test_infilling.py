@@ -34,22 +34,10 @@ def _nolead(sp, suffix: str) -> list[int]:
 @pytest.mark.parametrize("suffix_first", [False, True])
 def test_layout_is_metas_on_real_code(sp, meta, suffix_first):
     for prefix, suffix in code_cuts(60, seed=3):
-        built = layout(
-            sp["codellama"].encode(prefix),
-            _nolead(sp["codellama"], suffix),
-            _ids(meta),
-            suffix_first=suffix_first,
-            add_bos=True,
-        )
+        prefix_ids, suffix_ids = sp["codellama"].encode(prefix), _nolead(sp["codellama"], suffix)
+        built = layout(prefix_ids, suffix_ids, _ids(meta), suffix_first=suffix_first, add_bos=True)
         assert built == meta.infilling_prompt(prefix, suffix, suffix_first=suffix_first)
-        without_bos = layout(
-            sp["codellama"].encode(prefix),
-            _nolead(sp["codellama"], suffix),
-            _ids(meta),
-            suffix_first=suffix_first,
-            add_bos=False,
-        )
-        assert without_bos == built[1:]
+        assert layout(prefix_ids, suffix_ids, _ids(meta), suffix_first=suffix_first, add_bos=False) == built[1:]
 
 
 def test_golden_case(sp, meta):

@@ -17,10 +17,10 @@ from transformers import BatchEncoding, PreTrainedTokenizerFast
 from .chat import KNOWN_TEMPLATES as _KNOWN_TEMPLATES  # noqa: F401
 from .infilling import FILL_TOKEN as _FILL_TOKEN  # noqa: F401
 from .lazy_encodings import LazyEncodings
-from .sentencepiece_backend import backend_from_sentencepiece, is_exact_backend, template_flags
+from .sentencepiece_backend import backend_from_sentencepiece, is_exact_backend
 from .stopping import MODES as _MODES  # noqa: F401
 from .tokenization_code_llama import CodeLlamaTokenizer
-from .tokenization_code_llama_mixin import CodeLlamaTokenizerMixin, plain_texts, split_init_kwargs
+from .tokenization_code_llama_mixin import CodeLlamaTokenizerMixin, base_init_kwargs, plain_texts
 from .whole_pieces import whole_piece_pattern as _whole_piece_pattern  # noqa: F401
 
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model", "tokenizer_file": "tokenizer.json"}
@@ -66,13 +66,15 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
     ) -> None:
         kwargs.pop("tokenizer_object", None)
         backend = _load_backend(vocab_file, tokenizer_file)
-        # transformers drops add_bos/eos_token from the config when tokenizer.json exists: its template says them.
         processor = backend.post_processor
-        saved_bos, saved_eos = template_flags(json.loads(processor.__getstate__()) if processor else None)
-        add_bos_token = saved_bos if add_bos_token is None else add_bos_token
-        add_eos_token = saved_eos if add_eos_token is None else add_eos_token
-        code_llama_kwargs, kwargs = split_init_kwargs(kwargs, backend.get_vocab(with_added_tokens=False))
-        kwargs.pop("sp_model_kwargs", None)
+        code_llama_kwargs, base_kwargs = base_init_kwargs(
+            kwargs,
+            backend.get_vocab(with_added_tokens=False),
+            saved_post_processor=json.loads(processor.__getstate__()) if processor else None,
+            add_bos_token=add_bos_token,
+            add_eos_token=add_eos_token,
+        )
+        base_kwargs.pop("sp_model_kwargs", None)
         self.vocab_file = vocab_file
         super().__init__(
             tokenizer_object=backend,
@@ -81,16 +83,13 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
             bos_token=bos_token,
             eos_token=eos_token,
             pad_token=pad_token,
-            add_bos_token=add_bos_token,
-            add_eos_token=add_eos_token,
             clean_up_tokenization_spaces=clean_up_tokenization_spaces,
-            split_special_tokens=kwargs.pop("split_special_tokens", True),  # text is text: "<s>" in code is not BOS
-            **kwargs,
+            **base_kwargs,
         )
         # A private encoder for plain text and infilling pieces: the same model, normalizer and post-processor,
         # never reconfigured (transformers reconfigures the main backend's padding/truncation per call).
         main = self.backend_tokenizer
-        # An independent copy (a `Tokenizer(main.model)` sharing the model measured a few percent slower) without
+        # An independent copy (its own model object, so it never waits on the main backend's) without
         # padding, truncation or added tokens: special tokens never come from text, and the others (user-defined
         # pieces, `add_tokens`) are matched by `_text_ids`, as SentencePiece matches them.
         state = json.loads(main.to_str())

@@ -34,6 +34,7 @@ from .infilling import (
     nolead_inputs,
     split_fill_marker,
 )
+from .sentencepiece_backend import template_flags
 from .stopping import INFILL, stop_ids, until_stop
 from .whole_pieces import encode_with_whole_pieces, whole_piece_pattern
 
@@ -88,6 +89,29 @@ def split_init_kwargs(kwargs: dict[str, Any], vocab: Sequence[str] | dict[str, i
         if kept_decoder:
             kwargs["added_tokens_decoder"] = kept_decoder
     return own, kwargs
+
+
+def base_init_kwargs(
+    kwargs: dict[str, Any],
+    vocab: Sequence[str] | dict[str, int],
+    *,
+    saved_post_processor: dict[str, Any] | None,
+    add_bos_token: bool | None,
+    add_eos_token: bool | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Code Llama's own init arguments, and the keyword arguments for transformers' base `__init__`.
+
+    `add_bos_token`/`add_eos_token` left as None come from the saved `tokenizer.json` post-processor (transformers v5
+    keeps them only there); text is always text (`split_special_tokens=True`: `"<s>"` in code is not BOS).
+    """
+    saved_bos, saved_eos = template_flags(saved_post_processor)
+    code_llama_kwargs, base_kwargs = split_init_kwargs(kwargs, vocab)
+    base_kwargs.update(
+        add_bos_token=saved_bos if add_bos_token is None else add_bos_token,
+        add_eos_token=saved_eos if add_eos_token is None else add_eos_token,
+        split_special_tokens=base_kwargs.pop("split_special_tokens", True),
+    )
+    return code_llama_kwargs, base_kwargs
 
 
 def plain_texts(text: Any, text_pair: Any, kwargs: dict[str, Any]) -> list[str] | None:
