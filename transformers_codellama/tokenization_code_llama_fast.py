@@ -89,7 +89,7 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
         # A private encoder for plain text and infilling pieces: the same model, normalizer and post-processor,
         # never reconfigured (transformers reconfigures the main backend's padding/truncation per call).
         main = self.backend_tokenizer
-        # An independent copy (its own model object, so it never waits on the main backend's) without
+        # An independent copy (its own model object) without
         # padding, truncation or added tokens: special tokens never come from text, and the others (user-defined
         # pieces, `add_tokens`) are matched by `_text_ids`, as SentencePiece matches them.
         state = json.loads(main.to_str())
