@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from sentencepiece import SentencePieceTrainer
-from sentencepiece import sentencepiece_model_pb2 as model_pb2
 
 from .infilling import SENTINEL
+from .sentencepiece_backend import ModelProto
 from .stdlib_corpus import iter_stdlib_sources
 
 TINY_MODEL_PATH = Path(__file__).parent / "data" / "tiny_codellama.model"
@@ -31,7 +31,7 @@ CODE_LLAMA_EXTRA_PIECES = (
 
 def append_pieces(model: bytes, pieces: Sequence[str], *, user_defined: bool = False) -> bytes:
     """Return `model` (a serialized SentencePiece model) with `pieces` appended, scored below every piece."""
-    proto = model_pb2.ModelProto()  # type: ignore[attr-defined]  # generated protobuf module
+    proto = ModelProto()
     proto.ParseFromString(model)
     known = {p.piece for p in proto.pieces}
     lowest = min(p.score for p in proto.pieces)
