@@ -45,7 +45,9 @@ def cuts():
 
 
 def _middle(setup, meta, prefix, suffix, max_new=MAX):
-    ids = greedy(setup["reference"], meta.infilling_ids(prefix, suffix), stop=[meta.eot, meta.eos], max_new_tokens=max_new)
+    ids = greedy(
+        setup["reference"], meta.infilling_ids(prefix, suffix), stop=[meta.eot, meta.eos], max_new_tokens=max_new
+    )
     return meta.decode_infilling(ids), ids
 
 
