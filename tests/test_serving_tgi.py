@@ -65,7 +65,9 @@ def test_llm_vscode_generate_with_its_template(setup):
     }
     response = httpx.post(setup["url"] + "/generate", json=body, timeout=60)
     assert response.status_code == 200, response.text
-    assert response.json() == {"generated_text": _pipeline(setup, prefix + "<FILL_ME>" + suffix, return_full_text=False)}
+    assert response.json() == {
+        "generated_text": _pipeline(setup, prefix + "<FILL_ME>" + suffix, return_full_text=False)
+    }
     assert meta.infilling_ids(prefix, suffix) == meta.infilling_ids(*FILL.split("<FILL_ME>"))
     with httpx.stream("POST", setup["url"] + "/generate_stream", json=body, timeout=60) as stream:
         lines = [line for line in stream.iter_lines() if line]

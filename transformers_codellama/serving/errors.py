@@ -102,7 +102,8 @@ def error_response(path: str, error: ServingError) -> JSONResponse:
 def validation_error(errors: Sequence[Any]) -> ServingError:
     """One `ServingError` (400) naming the first field that failed FastAPI/pydantic request validation."""
     first = dict(errors[0]) if errors else {"loc": (), "msg": "invalid request", "type": ""}
-    location = [str(part) for part in first.get("loc", ()) if part != "body"]
+    # pydantic tags a union member's errors with its type ("str", "list[str]"): not a field of the request.
+    location = [str(part) for part in first.get("loc", ()) if part != "body" and not _is_type_tag(part)]
     field = ".".join(location) or None
     kind = first.get("type", "")
     if kind == "json_invalid":
@@ -118,6 +119,10 @@ def validation_error(errors: Sequence[Any]) -> ServingError:
     if isinstance(value, str) and len(shown) > 60:
         shown = shown[:57] + "...'"
     return ServingError(400, f"invalid value for {field}: {first.get('msg', 'invalid')} (got {shown})", param=field)
+
+
+def _is_type_tag(part: object) -> bool:
+    return isinstance(part, str) and (part in {"str", "int", "float", "bool", "none"} or "[" in part)
 
 
 __all__ = [

@@ -102,7 +102,7 @@ def infill_prompt(server: Server, body: InfillRequest, max_new_tokens: int) -> P
             server.tokenizer, prefix, body.input_suffix, max_context=server.max_context, max_new_tokens=max_new_tokens
         )
     except ValueError as error:
-        raise ServingError(400, str(error), param="input_prefix") from None
+        raise ServingError(400, f"input_prefix: {error}", param="input_prefix") from None
 
 
 @router.post("/infill", response_model=None)

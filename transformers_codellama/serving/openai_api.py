@@ -115,7 +115,7 @@ def completion_prompts(server: Server, body: CompletionRequest, max_new_tokens: 
                 text=text,
             )
         except ValueError as error:
-            raise ServingError(400, str(error), param="prompt") from None
+            raise ServingError(400, f"prompt: {error}", param="prompt") from None
         prompts.append(prompt)
     return prompts
 

@@ -153,6 +153,12 @@ def infilling_prompt(
     Raises:
         ServingError: `max_new_tokens` leaves no room for any text in the context.
     """
+    if FILL_TOKEN in prefix + suffix:
+        raise ServingError(
+            400,
+            f"an infilling prefix or suffix cannot hold {FILL_TOKEN}, which the tokenizer reads as the infilling marker",
+            param="prompt",
+        )
     room = max_context - max_new_tokens - INFILL_CONTROL_TOKENS
     if room < 0:
         raise ServingError(
