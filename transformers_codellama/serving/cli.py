@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS_CAP
 
@@ -74,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
     try:
         tokenizer = AutoTokenizer.from_pretrained(args.model)
-        model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype).to(device).eval()
+        model: Any = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype)
+        model = model.to(device).eval()
     except (OSError, ValueError) as error:
         print(f"codellama-serve: error: cannot load {args.model}: {error}", file=sys.stderr)
         return 1

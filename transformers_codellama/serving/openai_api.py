@@ -139,7 +139,11 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
         )
 
     generations = start_all([factory(prompt, choice) for prompt in prompts for choice in range(body.n)])
-    identity = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": server.settings.model_name}
+    identity: dict[str, Any] = {
+        "id": f"cmpl-{uuid.uuid4().hex}",
+        "created": int(time.time()),
+        "model": server.settings.model_name,
+    }
     truncated = True if any(prompt.truncated for prompt in prompts) else None
 
     if not body.stream:
@@ -209,7 +213,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
         )
 
     generations = start_all([factory(choice) for choice in range(body.n)])
-    identity = {
+    identity: dict[str, Any] = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "created": int(time.time()),
         "model": server.settings.model_name,

@@ -12,8 +12,6 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SEED_RANGE = {"ge": -(2**63), "lt": 2**63}
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -35,15 +33,15 @@ class CompletionRequest(_Strict):
     model: str
     prompt: str | list[str]
     suffix: str | None = None
-    max_tokens: int | None = Field(16, ge=0)
-    temperature: float | None = Field(1.0, ge=0, le=2)
-    top_p: float | None = Field(1.0, ge=0, le=1)
-    n: int = Field(1, ge=1, le=128)
+    max_tokens: int | None = Field(default=16, ge=0)
+    temperature: float | None = Field(default=1.0, ge=0, le=2)
+    top_p: float | None = Field(default=1.0, ge=0, le=1)
+    n: int = Field(default=1, ge=1, le=128)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    stop: str | list[str] | None = Field(None, max_length=4)
+    stop: str | list[str] | None = Field(default=None, max_length=4)
     echo: bool = False
-    seed: int | None = Field(None, **SEED_RANGE)
+    seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)
     user: str | None = None
     # OpenAI fields without an implementation here: refused unless neutral.
     logprobs: int | None = None
@@ -81,15 +79,15 @@ class ChatCompletionRequest(_Strict):
 
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=0)
-    max_completion_tokens: int | None = Field(None, ge=0)
-    temperature: float | None = Field(1.0, ge=0, le=2)
-    top_p: float | None = Field(1.0, ge=0, le=1)
-    n: int = Field(1, ge=1, le=128)
+    max_tokens: int | None = Field(default=None, ge=0)
+    max_completion_tokens: int | None = Field(default=None, ge=0)
+    temperature: float | None = Field(default=1.0, ge=0, le=2)
+    top_p: float | None = Field(default=1.0, ge=0, le=1)
+    n: int = Field(default=1, ge=1, le=128)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    stop: str | list[str] | None = Field(None, max_length=4)
-    seed: int | None = Field(None, **SEED_RANGE)
+    stop: str | list[str] | None = Field(default=None, max_length=4)
+    seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)
     user: str | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
@@ -206,26 +204,26 @@ class InfillRequest(_Strict):
     input_suffix: str
     input_extra: list[ExtraChunk] = []
     prompt: str = ""
-    n_predict: int | None = Field(None, ge=-1)
-    max_tokens: int | None = Field(None, ge=-1)
-    max_completion_tokens: int | None = Field(None, ge=-1)
+    n_predict: int | None = Field(default=None, ge=-1)
+    max_tokens: int | None = Field(default=None, ge=-1)
+    max_completion_tokens: int | None = Field(default=None, ge=-1)
     stream: bool = False
-    temperature: float = Field(0.8, ge=-2, le=100)
-    top_k: int = Field(40, ge=0)
-    top_p: float = Field(0.95, ge=0, le=1)
-    min_p: float = Field(0.05, ge=0, le=1)
+    temperature: float = Field(default=0.8, ge=-2, le=100)
+    top_k: int = Field(default=40, ge=0)
+    top_p: float = Field(default=0.95, ge=0, le=1)
+    min_p: float = Field(default=0.05, ge=0, le=1)
     stop: list[str] = []
-    seed: int = Field(-1, **SEED_RANGE)
-    n_cmpl: int | None = Field(None, ge=1)
-    n: int | None = Field(None, ge=1)
-    t_max_predict_ms: int | None = Field(None, ge=0)
+    seed: int = Field(default=-1, ge=-(2**63), lt=2**63)
+    n_cmpl: int | None = Field(default=None, ge=1)
+    n: int | None = Field(default=None, ge=1)
+    t_max_predict_ms: int | None = Field(default=None, ge=0)
     return_tokens: bool = False
     response_fields: list[str] | None = None
     # Accepted and without effect here (documented): the prompt cache is always on, one scheduler has no slots.
     samplers: list[str] | str | None = None
     cache_prompt: bool = True
     id_slot: int = -1
-    n_indent: int = Field(0, ge=0)
+    n_indent: int = Field(default=0, ge=0)
     t_max_prompt_ms: int | None = None
     timings_per_token: bool = False
     model: str | None = None
@@ -240,14 +238,14 @@ class InfillRequest(_Strict):
 class TgiParameters(_Strict):
     """TGI's `parameters`, validated as TGI validates them (e.g. `temperature > 0`, `0 < top_p < 1`)."""
 
-    max_new_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, gt=0, le=100)
-    top_p: float | None = Field(None, gt=0, lt=1)
-    top_k: int | None = Field(None, gt=0)
+    max_new_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, gt=0, le=100)
+    top_p: float | None = Field(default=None, gt=0, lt=1)
+    top_k: int | None = Field(default=None, gt=0)
     do_sample: bool = False
-    stop: list[str] = Field([], max_length=4)
+    stop: list[str] = Field(default=[], max_length=4)
     return_full_text: bool | None = None
-    seed: int | None = Field(None, ge=0, lt=2**63)
+    seed: int | None = Field(default=None, ge=0, lt=2**63)
     details: bool = False
     decoder_input_details: bool = False
     truncate: int | None = None
