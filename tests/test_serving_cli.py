@@ -15,7 +15,7 @@ import httpx
 import psutil
 from tiny_checkpoints import make_checkpoint
 
-from transformers_codellama.serving.cli import API_KEY_ENV
+from transformers_codellama.serving.cli import API_KEY_ENV, main
 
 
 def _free_port() -> int:
@@ -85,13 +85,9 @@ def test_cli_serves_on_localhost_only_with_its_key(tmp_path):
     _wait_for(lines, "Finished server process", seen, seconds=10)
 
 
-def test_cli_refuses_a_missing_checkpoint(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "transformers_codellama.serving.cli", str(tmp_path / "nothing-here")],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        timeout=120,
-    )
-    assert done.returncode != 0
-    assert "codellama-serve: error: cannot load" in done.stderr and "Traceback" not in done.stderr
+def test_cli_refuses_a_missing_checkpoint_in_one_line(tmp_path, capsys):
+    assert main([str(tmp_path / "nothing-here")]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("codellama-serve: error: cannot load") and "Traceback" not in error
+    assert main([str(tmp_path), "--max-tokens", "0"]) == 2
+    assert "--max-tokens must be positive" in capsys.readouterr().err

@@ -158,3 +158,21 @@ def test_cors_is_off_and_the_server_still_serves(url):
     assert "access-control-allow-origin" not in preflight.headers
     response = httpx.post(url + "/v1/completions", json=GOOD, headers={**AUTH, "Origin": "https://evil.example"})
     assert response.status_code == 200 and "access-control-allow-origin" not in response.headers
+
+
+def test_cors_only_for_configured_origins(tmp_path):
+    from live_server import load
+    from starlette.testclient import TestClient
+
+    from transformers_codellama.serving.app import create_app
+
+    model, tokenizer = load(make_checkpoint(tmp_path / "base"))
+    app = create_app(model, tokenizer, model_name="m", api_key=KEY, cors_origins=["https://editor.example"])
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "Authorization"}
+    with TestClient(app) as client:
+        allowed = client.options("/v1/completions", headers={"Origin": "https://editor.example", **preflight})
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://editor.example"
+        other = client.options("/v1/completions", headers={"Origin": "https://evil.example", **preflight})
+        assert "access-control-allow-origin" not in other.headers
+        assert client.get("/v1/models", headers={"Origin": "https://editor.example"}).status_code == 401

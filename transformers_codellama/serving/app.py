@@ -158,17 +158,18 @@ class GuardMiddleware:
 
     def _refusal(self, scope: Scope) -> ServingError | None:
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+        key = self.settings.api_key
+        if key is not None and scope.get("path") not in PUBLIC_PATHS and scope.get("method") != "OPTIONS":
+            scheme, _, token = headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
+                return ServingError(
+                    401,
+                    "Incorrect or missing API key: send the header Authorization: Bearer <key>",
+                    code="invalid_api_key",
+                )
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.settings.max_body_bytes:
             return _too_large(self.settings.max_body_bytes)
-        key = self.settings.api_key
-        if key is None or scope.get("path") in PUBLIC_PATHS or scope.get("method") == "OPTIONS":
-            return None
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
-            return ServingError(
-                401, "Incorrect or missing API key: send the header Authorization: Bearer <key>", code="invalid_api_key"
-            )
         return None
 
     def _log(self, scope: Scope, status: int, seconds: float) -> None:

@@ -80,11 +80,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         print(f"codellama-serve: error: cannot load {args.model}: {error}", file=sys.stderr)
         return 1
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    if api_key is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("transformers_codellama.serving").warning(
+            "serving on %s without an API key: anyone who can reach this address can use the model", args.host
+        )
     app = create_app(
         model,
         tokenizer,
         model_name=args.model_name or args.model,
-        api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+        api_key=api_key,
         max_tokens_cap=args.max_tokens,
         max_body_bytes=args.max_body_bytes,
         cors_origins=args.cors_origin,
