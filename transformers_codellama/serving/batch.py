@@ -38,8 +38,18 @@ def forward(model: Any, cache: DynamicCache, **inputs: Any) -> Any:
     """`model(**inputs)` extending `cache` in place; the model's output (its `logits`)."""
     # transformers renamed the forward's `past_key_values` argument to `cache` (5.2x); older releases know only the
     # first name, newer ones warn on it.
-    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    return model(**inputs, **{name: cache}, use_cache=True)
+    return model(**inputs, **{_cache_keyword(model.forward): cache}, use_cache=True)
+
+
+_CACHE_KEYWORDS: dict[Any, str] = {}
+
+
+def _cache_keyword(forward: Any) -> str:
+    function = getattr(forward, "__func__", forward)
+    if function not in _CACHE_KEYWORDS:
+        parameters = inspect.signature(function).parameters
+        _CACHE_KEYWORDS[function] = "cache" if "cache" in parameters else "past_key_values"
+    return _CACHE_KEYWORDS[function]
 
 
 def _pad_left(tensor: torch.Tensor, columns: int) -> torch.Tensor:

@@ -1,0 +1,266 @@
+"""The serving engine under load on a dim-256, 4-layer model: throughput and time to first token with 8 concurrent
+clients against one client at a time, overhead against `model.generate`, and prefix reuse on an editor's
+consecutive infilling requests; all measured side by side in one run (medians of interleaved rounds).
+
+    python benchmarks/bench_serving.py [--threads 1] [--rounds 3]
+
+Targets: 8 concurrent clients generate >= 3x the tokens/s of one client at a time, with a median time to first
+token <= 2x; one request through the engine costs <= 10% more than `model.generate`; a ~1,500-token infilling
+request whose prefix differs from the previous request's only in its last 20 characters reaches its first token in
+<= 0.3x the time of a cold one.
+
+The workload is an editor's: infilling prompts cut from real code (Python's standard library), each client sending
+its requests back to back with lengths that vary (16 to 48 new tokens), so clients fall out of step as editors do;
+the 8 clients start 5 ms apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import GenerationConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import MODEL_SIZES, SHARED_DATA, alternating, real_code, save
+
+from transformers_codellama import CodeLlamaConfig, CodeLlamaForCausalLM, CodeLlamaTokenizerFast
+from transformers_codellama.serving import Engine, EngineRequest
+
+CLIENTS = 8
+
+
+def editor_requests(tokenizer: CodeLlamaTokenizerFast, count: int, seed: int = 0) -> list[EngineRequest]:
+    """`count` infilling requests cut from real code: ~400 characters before the cursor and ~150 after."""
+    rng = random.Random(seed)
+    sources = [text for text in real_code(2.0) if len(text) > 2000]
+    requests = []
+    for _ in range(count):
+        text = rng.choice(sources)
+        cursor = rng.randrange(400, len(text) - 150)
+        prompt = tokenizer(text[cursor - 400 : cursor], suffix=text[cursor : cursor + 150])["input_ids"]
+        requests.append(EngineRequest(prompt, rng.randrange(16, 49), ()))  # no stop: every request runs its length
+    return requests
+
+
+async def client(engine: Engine, requests: list[EngineRequest], delay: float, ttfts: list[float]) -> int:
+    """Send `requests` one after the other; record each one's time to first token; return the tokens received."""
+    await asyncio.sleep(delay)
+    received = 0
+    for request in requests:
+        start = time.perf_counter()
+        first = True
+        async for _ in engine.submit(request):
+            if first:
+                ttfts.append(time.perf_counter() - start)
+                first = False
+            received += 1
+    return received
+
+
+async def load_round(engine: Engine, requests: list[EngineRequest], clients: int) -> tuple[float, float]:
+    """(generated tokens/s, median time to first token) with `clients` clients sharing `requests` round-robin."""
+    ttfts: list[float] = []
+    shares = [requests[index::clients] for index in range(clients)]
+    start = time.perf_counter()
+    counts = await asyncio.gather(*[client(engine, share, 0.005 * index, ttfts) for index, share in enumerate(shares)])
+    return sum(counts) / (time.perf_counter() - start), statistics.median(ttfts)
+
+
+async def first_token_time(engine: Engine, request: EngineRequest) -> float:
+    start = time.perf_counter()
+    async for _ in engine.submit(request):
+        return time.perf_counter() - start
+    raise RuntimeError("no token generated")
+
+
+async def engine_measurements(engine: Engine, tokenizer: CodeLlamaTokenizerFast, rounds: int) -> dict:
+    requests = editor_requests(tokenizer, 32)
+    await load_round(engine, requests[:CLIENTS], CLIENTS)  # warm-up
+    samples: dict[str, list[tuple[float, float]]] = {"one client at a time": [], f"{CLIENTS} concurrent clients": []}
+    for round_ in range(rounds):
+        order = [1, CLIENTS] if round_ % 2 == 0 else [CLIENTS, 1]
+        for clients in order:
+            engine.prefix_cache.clear()
+            key = "one client at a time" if clients == 1 else f"{CLIENTS} concurrent clients"
+            samples[key].append(await load_round(engine, requests, clients))
+    results = {
+        name: {
+            "generated tokens/s": statistics.median(rate for rate, _ in values),
+            "median time to first token ms": 1e3 * statistics.median(ttft for _, ttft in values),
+        }
+        for name, values in samples.items()
+    }
+    one, many = results["one client at a time"], results[f"{CLIENTS} concurrent clients"]
+    results["ratios"] = {
+        "tokens/s, 8 clients / 1 (target >= 3)": many["generated tokens/s"] / one["generated tokens/s"],
+        "time to first token, 8 clients / 1 (target <= 2)": many["median time to first token ms"]
+        / one["median time to first token ms"],
+    }
+    results["workload"] = {
+        "requests": len(requests),
+        "median prompt tokens": statistics.median(len(request.prompt_ids) for request in requests),
+        "new tokens": f"{min(r.max_new_tokens for r in requests)} to {max(r.max_new_tokens for r in requests)}",
+    }
+    return results
+
+
+async def prefix_measurements(engine: Engine, tokenizer: CodeLlamaTokenizerFast, rounds: int) -> dict:
+    """A ~1,500-token infilling request after one whose prefix lacked its last 20 characters, against cold."""
+    text = max(real_code(1.0), key=len)
+    cursor = len(text) // 2
+    prefix_chars = 4000
+    while True:  # about 4/5 of the prompt before the cursor, as an editor sends
+        prefix, suffix = text[cursor - prefix_chars : cursor], text[cursor : cursor + prefix_chars // 4]
+        prompt = tokenizer(prefix, suffix=suffix)["input_ids"]
+        if len(prompt) >= 1500 or prefix_chars > cursor:
+            break
+        prefix_chars += 200
+    previous = tokenizer(prefix[:-20], suffix=suffix)["input_ids"]
+    request, before = EngineRequest(prompt, 1, ()), EngineRequest(previous, 0, ())
+
+    async def cold() -> float:
+        engine.prefix_cache.clear()
+        return await first_token_time(engine, request)
+
+    cached: list[int] = []
+
+    async def warm() -> float:
+        engine.prefix_cache.clear()
+        async for _ in engine.submit(before):  # the previous keystroke's request (prefill only)
+            pass
+        start = time.perf_counter()
+        stream = engine.submit(request)
+        async for _ in stream:
+            elapsed = time.perf_counter() - start
+        cached.append(stream.cached_tokens)
+        return elapsed
+
+    times: dict[str, list[float]] = {"cold": [], "after the previous keystroke": []}
+    for round_ in range(2 * rounds + 1):
+        for name, measure in (("cold", cold), ("after the previous keystroke", warm))[:: 1 if round_ % 2 else -1]:
+            times[name].append(await measure())
+    medians = {name: 1e3 * statistics.median(values) for name, values in times.items()}
+    return {
+        "prompt tokens": len(prompt),
+        "tokens reused from the previous prompt": cached[-1],
+        "median time to first token ms": medians,
+        "ratio warm / cold (target <= 0.3)": medians["after the previous keystroke"] / medians["cold"],
+    }
+
+
+def overhead_measurement(engine: Engine, model: CodeLlamaForCausalLM, request: EngineRequest, repeats: int) -> dict:
+    """One request through the engine (submit, stream every token) against `model.generate` on the same ids."""
+    new_tokens = request.max_new_tokens
+    prompt = torch.tensor([request.prompt_ids])
+    options = {"max_new_tokens": new_tokens, "min_new_tokens": new_tokens, "do_sample": False, "pad_token_id": 0}
+    loop = asyncio.new_event_loop()
+
+    async def through_engine() -> list[int]:
+        return [token async for token in engine.submit(request)]
+
+    def engine_call() -> list[int]:
+        engine.prefix_cache.clear()  # the same work as generate: the whole prompt prefilled
+        return loop.run_until_complete(through_engine())
+
+    def generate_call() -> list[int]:
+        with torch.inference_mode():
+            return model.generate(prompt, **options)[0, prompt.shape[1] :].tolist()
+
+    assert engine_call() == generate_call(), "the engine must generate what generate does"
+    times = alternating({"engine": engine_call, "model.generate": generate_call}, repeats)
+    loop.close()
+    return {
+        "new tokens": new_tokens,
+        "prompt tokens": len(request.prompt_ids),
+        "median ms": {name: 1e3 * value for name, value in times.items()},
+        "overhead (target <= 10%)": times["engine"] / times["model.generate"] - 1,
+    }
+
+
+def manager_comparison(engine: Engine, model: CodeLlamaForCausalLM, requests: list[EngineRequest]) -> dict:
+    """transformers' continuous-batching manager (`generate_batch`) against this engine on the same requests, all
+    submitted at once; both checked against `generate`'s greedy tokens."""
+    new_tokens = requests[0].max_new_tokens
+    prompts = [request.prompt_ids for request in requests]
+    options = {"max_new_tokens": new_tokens, "do_sample": False, "pad_token_id": 0}
+    with torch.inference_mode():
+        expected = [
+            model.generate(torch.tensor([p]), min_new_tokens=new_tokens, **options)[0, len(p) :].tolist()
+            for p in prompts
+        ]
+
+    async def through_engine() -> list[list[int]]:
+        async def one(request: EngineRequest) -> list[int]:
+            return [token async for token in engine.submit(request)]
+
+        return await asyncio.gather(*[one(request) for request in requests])
+
+    engine.prefix_cache.clear()
+    start = time.perf_counter()
+    ours = asyncio.run(through_engine())
+    ours_rate = len(requests) * new_tokens / (time.perf_counter() - start)
+    config = GenerationConfig(eos_token_id=-1, **options)  # no stop: every request runs its length
+    model.generate_batch(inputs=prompts[:1], generation_config=config)  # its first call sets the manager up
+    start = time.perf_counter()
+    outputs = model.generate_batch(inputs=prompts, generation_config=config)
+    manager_rate = len(requests) * new_tokens / (time.perf_counter() - start)
+    theirs = [
+        output.generated_tokens for _, output in sorted(outputs.items(), key=lambda item: int(item[0].split("_")[-1]))
+    ]
+    return {
+        "requests (all at once)": len(requests),
+        "new tokens": new_tokens,
+        "generated tokens/s": {"this engine": ours_rate, "transformers generate_batch": manager_rate},
+        "requests equal to generate": {
+            "this engine": sum(a == b for a, b in zip(ours, expected)),
+            "transformers generate_batch": sum(a == b for a, b in zip(theirs, expected)),
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per comparison; medians reported")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1 keeps timings steady on a busy machine)"
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+
+    tokenizer = CodeLlamaTokenizerFast(vocab_file=str(SHARED_DATA / "codellama.model"))
+    torch.manual_seed(0)
+    model = CodeLlamaForCausalLM(CodeLlamaConfig(**MODEL_SIZES)).eval()
+    engine = Engine(model, tokenizer, max_batch_size=CLIENTS)
+    engine.start()
+    try:
+        results = {"model": MODEL_SIZES, "threads": args.threads}
+        results["engine"] = asyncio.run(engine_measurements(engine, tokenizer, args.rounds))
+        results["prefix reuse"] = asyncio.run(prefix_measurements(engine, tokenizer, args.rounds))
+        request = editor_requests(tokenizer, 1, seed=1)[0]
+        results["overhead vs generate"] = overhead_measurement(
+            engine, model, EngineRequest(request.prompt_ids, 32, ()), 5 * args.rounds
+        )
+        if hasattr(model, "generate_batch"):
+            manager_requests = [
+                EngineRequest(r.prompt_ids, 16, ()) for r in editor_requests(tokenizer, CLIENTS, seed=2)
+            ]
+            results["transformers' continuous-batching manager"] = manager_comparison(engine, model, manager_requests)
+    finally:
+        engine.stop()
+    path = save("serving", results)
+    print(json.dumps(results, indent=2))
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
