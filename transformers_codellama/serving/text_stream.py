@@ -18,12 +18,28 @@ Each step decodes a short window (`prefix_offset..`), never the whole sequence, 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from ..infilling import SENTINEL
 
 _INCOMPLETE = "\ufffd"
+_BYTE_IDS: weakref.WeakKeyDictionary[Any, frozenset[int]] = weakref.WeakKeyDictionary()
+
+
+def _byte_ids(tokenizer: Any) -> frozenset[int]:
+    """The ids of `tokenizer`'s byte-fallback pieces (`<0x00>`...`<0xFF>`), found once per tokenizer."""
+    found = _BYTE_IDS.get(tokenizer)
+    if found is None:
+        pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        found = frozenset(
+            index
+            for index, piece in enumerate(pieces)
+            if isinstance(piece, str) and len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">")
+        )
+        _BYTE_IDS[tokenizer] = found
+    return found
 
 
 class IncrementalDecoder:
@@ -40,9 +56,11 @@ class IncrementalDecoder:
         self._keep_leading_space = keep_leading_space
         self._context: list[int] = list(tokenizer.encode(SENTINEL, add_special_tokens=False))
         self._context_chars = len(self._decode(self._context))
+        self._byte_ids = _byte_ids(tokenizer)
         self.ids: list[int] = []
         self._prefix_offset = 0  # start of the window decoded each step
         self._read_offset = 0  # ids up to here have been turned into text
+        self._known = ""  # the text of ids[prefix_offset:read_offset]
 
     def _decode(self, ids: Sequence[int]) -> str:
         return self._tokenizer.decode(list(ids), skip_special_tokens=True)
@@ -56,25 +74,23 @@ class IncrementalDecoder:
     def push(self, token_id: int) -> str:
         """Add one generated id; return the new text it completes ("" while a character is incomplete)."""
         self.ids.append(int(token_id))
-        known = self._text(self._prefix_offset, self._read_offset)
         window = self._text(self._prefix_offset, len(self.ids))
         # A run of byte pieces is decoded as a whole, and one invalid byte turns the whole run into U+FFFD, so a run
         # is sent once a piece that is not a byte ends it (or at the end).
-        if len(window) > len(known) and not window.endswith(_INCOMPLETE) and not self._is_byte(token_id):
-            self._prefix_offset, self._read_offset = self._read_offset, len(self.ids)
-            return window[len(known) :]
+        if len(window) > len(self._known) and not window.endswith(_INCOMPLETE) and token_id not in self._byte_ids:
+            delta = window[len(self._known) :]
+            # The next window starts where this delta's ids start, so its known text is the delta itself.
+            self._prefix_offset, self._read_offset, self._known = self._read_offset, len(self.ids), delta
+            return delta
         return ""
-
-    def _is_byte(self, token_id: int) -> bool:
-        piece = self._tokenizer.convert_ids_to_tokens(token_id)
-        return isinstance(piece, str) and len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">")
 
     def flush(self) -> str:
         """The text still held back at the end (an unfinished character decodes as U+FFFD, as in a full decode)."""
-        known = self._text(self._prefix_offset, self._read_offset)
         window = self._text(self._prefix_offset, len(self.ids))
+        delta = window[len(self._known) :]
         self._prefix_offset = self._read_offset = len(self.ids)
-        return window[len(known) :]
+        self._known = ""
+        return delta
 
     def text(self) -> str:
         """The whole generated text decoded at once (the reference the deltas add up to)."""
