@@ -176,3 +176,29 @@ def test_cors_only_for_configured_origins(tmp_path):
         other = client.options("/v1/completions", headers={"Origin": "https://evil.example", **preflight})
         assert "access-control-allow-origin" not in other.headers
         assert client.get("/v1/models", headers={"Origin": "https://editor.example"}).status_code == 401
+
+
+def test_models_without_infilling_refuse_it_and_still_complete(tmp_path):
+    from live_server import load
+    from starlette.testclient import TestClient
+    from tiny_checkpoints import LLAMA2_MODEL
+
+    from transformers_codellama.serving.app import create_app
+
+    model, tokenizer = load(make_checkpoint(tmp_path / "python", variant="python", vocab_file=LLAMA2_MODEL))
+    with TestClient(create_app(model, tokenizer, model_name="m")) as client:
+        for path, body in [
+            ("/v1/completions", {"model": "m", "prompt": "def f(", "suffix": ")\n"}),
+            ("/v1/completions", {"model": "m", "prompt": "<PRE> def f( <SUF>)\n <MID>"}),
+            ("/infill", {"input_prefix": "def f(", "input_suffix": ")\n"}),
+            ("/generate", {"inputs": "def f(<FILL_ME>)\n"}),
+        ]:
+            response = client.post(path, json=body)
+            assert response.status_code == (422 if path == "/generate" else 400), response.text
+            assert "cannot fill in the middle" in _shape(path, response)
+        done = client.post(
+            "/v1/completions", json={"model": "m", "prompt": "def f(", "max_tokens": 3, "temperature": 0}
+        )
+        assert done.status_code == 200 and done.json()["usage"]["prompt_tokens"] == len(
+            tokenizer("def f(")["input_ids"]
+        )

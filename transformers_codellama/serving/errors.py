@@ -67,7 +67,7 @@ def family_of(path: str) -> str:
     """The protocol family whose error shape a request to `path` gets."""
     if path.startswith("/v1/"):
         return OPENAI
-    if path in ("/infill", "/health", "/completion"):
+    if path in ("/infill", "/health"):
         return LLAMACPP
     return TGI
 

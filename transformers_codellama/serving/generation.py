@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.responses import StreamingResponse
+
 from ..stopping import CHAT, stop_ids
 from .engine import EngineBusy, EngineRequest, SamplingParams
 from .errors import ServingError
@@ -198,6 +200,12 @@ def sse_event(data: Any) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+def event_stream(events: AsyncIterator[str]) -> StreamingResponse:
+    """A server-sent-events response that proxies pass through unbuffered."""
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+
+
 @contextlib.asynccontextmanager
 async def watch_disconnect(receive: Any, generations: Iterable[Generation]) -> AsyncIterator[None]:
     """While the block runs, cancel `generations` as soon as the client disconnects (`receive` is the ASGI one)."""
@@ -266,6 +274,7 @@ __all__ = [
     "STOP",
     "Delta",
     "Generation",
+    "event_stream",
     "merged",
     "run_all",
     "sse_event",

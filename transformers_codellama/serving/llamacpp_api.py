@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from .app import Server, note_usage, sampling, server_of
 from .errors import LLAMACPP, ServingError, error_body
-from .generation import Generation, merged, run_all, sse_event, start_all, watch_disconnect
+from .generation import Generation, event_stream, merged, run_all, sse_event, start_all, watch_disconnect
 from .prompts import Prompt, check_can_infill, extra_context, infilling_prompt
 from .protocol import InfillRequest, unsupported_fields
 
@@ -169,7 +169,7 @@ async def infill(body: InfillRequest, request: Request) -> Response:
             except Exception as error:  # the engine failed this request: tell the client, keep serving others
                 yield sse_event(error_body(LLAMACPP, ServingError(500, f"generation failed: {error}")))
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    return event_stream(events())
 
 
 __all__ = ["router"]

@@ -15,11 +15,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from .app import Server, note_usage, sampling, server_of
 from .errors import OPENAI, ServingError, error_body
-from .generation import Generation, merged, run_all, sse_event, start_all, watch_disconnect
+from .generation import Generation, event_stream, merged, run_all, sse_event, start_all, watch_disconnect
 from .prompts import (
     Prompt,
     chat_prompt,
@@ -187,7 +187,7 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
             except Exception as error:  # the engine failed this request: tell the client, keep serving others
                 yield sse(error_body(OPENAI, ServingError(500, f"generation failed: {error}")))
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    return event_stream(events())
 
 
 # ------------------------------------------------------------------------------------------------ chat
@@ -257,7 +257,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
             except Exception as error:  # the engine failed this request: tell the client, keep serving others
                 yield sse(error_body(OPENAI, ServingError(500, f"generation failed: {error}")))
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    return event_stream(events())
 
 
 # ------------------------------------------------------------------------------------------------ models

@@ -14,12 +14,12 @@ import random
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from ..infilling import FILL_TOKEN
 from .app import Server, note_usage, sampling, server_of
 from .errors import TGI, ServingError, error_body
-from .generation import Generation, run_all, sse_event, start_all, watch_disconnect
+from .generation import Generation, event_stream, run_all, sse_event, start_all, watch_disconnect
 from .prompts import Prompt, check_can_infill, completion_prompt, infilling_prompt, split_infilling
 from .protocol import TgiDetails, TgiParameters, TgiRequest, TgiResponse, TgiStreamEvent, TgiToken, unsupported_fields
 
@@ -103,7 +103,7 @@ async def _generate(server: Server, body: TgiRequest, request: Request, *, full_
     return TgiResponse(generated_text=text, details=_details(generation, parameters))
 
 
-def _stream(server: Server, body: TgiRequest, request: Request, *, full_text_default: bool) -> StreamingResponse:
+def _stream(server: Server, body: TgiRequest, request: Request, *, full_text_default: bool) -> Response:
     generation, parameters = _start(server, body)
     full = parameters.return_full_text if parameters.return_full_text is not None else full_text_default
     special = set(server.tokenizer.all_special_ids)
@@ -146,7 +146,7 @@ def _stream(server: Server, body: TgiRequest, request: Request, *, full_text_def
             except Exception as error:  # the engine failed this request: tell the client, keep serving others
                 yield sse_event(error_body(TGI, ServingError(500, f"generation failed: {error}")))
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    return event_stream(events())
 
 
 @router.post("/generate", response_model=None)
