@@ -8,6 +8,8 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from live_server import serve
 from tiny_checkpoints import make_checkpoint
 
@@ -20,7 +22,7 @@ GOOD = {"model": "codellama-test", "prompt": "def f(", "max_tokens": 2, "tempera
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
     checkpoint = make_checkpoint(tmp_path_factory.mktemp("serve-errors") / "base", seed=6)
-    server, _, _ = serve(checkpoint, api_key=KEY, max_body_bytes=BODY_LIMIT, max_choices=4)
+    server, _, _ = serve(checkpoint, api_key=KEY, max_body_bytes=BODY_LIMIT, max_choices=4, max_tokens_cap=4)
     with server:
         yield server.url
 
@@ -202,3 +204,61 @@ def test_models_without_infilling_refuse_it_and_still_complete(tmp_path):
         assert done.status_code == 200 and done.json()["usage"]["prompt_tokens"] == len(
             tokenizer("def f(")["input_ids"]
         )
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8,
+)
+FIELDS = {
+    "/v1/completions": ["model", "prompt", "suffix", "max_tokens", "temperature", "top_p", "n", "stop", "echo", "seed"],
+    "/v1/chat/completions": ["model", "messages", "max_tokens", "temperature", "n", "stop", "seed"],
+    "/infill": ["input_prefix", "input_suffix", "input_extra", "prompt", "n_predict", "n_cmpl", "stop", "top_k"],
+    "/generate": ["inputs", "parameters"],
+    "/": ["inputs", "parameters", "stream"],
+}
+VALID = {
+    "/v1/completions": {"model": "codellama-test", "prompt": "x"},
+    "/v1/chat/completions": {"model": "codellama-test", "messages": [{"role": "user", "content": "x"}]},
+    "/infill": {"input_prefix": "a", "input_suffix": "b"},
+    "/generate": {"inputs": "x"},
+    "/": {"inputs": "x"},
+}
+
+
+@st.composite
+def requests(draw):
+    path = draw(st.sampled_from(sorted(FIELDS)))
+    body = dict(VALID[path])
+    for name in draw(st.lists(st.sampled_from(FIELDS[path]), max_size=3, unique=True)):
+        body[name] = draw(JSON)
+    return path, draw(st.one_of(st.just(body), JSON))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(request=requests())
+def test_fuzzed_bodies_never_get_a_server_error(url, request):
+    path, body = request
+    response = httpx.post(url + path, json=body, headers=AUTH, timeout=60)
+    assert response.status_code < 500, (path, body, response.text)
+    if response.status_code >= 400:
+        assert _shape(path, response)
+    assert httpx.post(url + "/v1/completions", json=GOOD, headers=AUTH, timeout=60).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "raw"),
+    [
+        ("/v1/completions", '{"model": "codellama-test", "prompt": "x", "temperature": NaN}'),
+        ("/v1/completions", '{"model": "codellama-test", "prompt": "x", "top_p": Infinity}'),
+        ("/infill", '{"input_prefix": "x", "input_suffix": "", "temperature": NaN}'),
+        ("/generate", '{"inputs": "x", "parameters": {"top_p": NaN}}'),
+    ],
+)
+def test_non_finite_numbers_are_refused(url, path, raw):
+    # Python's JSON parser reads NaN and Infinity; they must not reach sampling.
+    response = httpx.post(url + path, content=raw, headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code in (400, 422)
+    message = _shape(path, response)
+    assert "got nan" in message or "got inf" in message
