@@ -89,3 +89,20 @@ def test_app_starts_and_stops_its_engine(tmp_path):
     with TestClient(app) as client:
         assert engine.running and client.get("/health").json() == {"status": "ok"}
     assert not engine.running
+
+
+def test_full_queue_answers_503_and_recovers(tmp_path):
+    live, _, _ = serve(make_checkpoint(tmp_path / "base"), max_batch_size=1, max_queue=1, max_tokens_cap=LONG)
+    with live:
+        client = openai.OpenAI(base_url=live.url + "/v1", api_key="none", max_retries=0)
+        kwargs = {"model": "codellama-test", "prompt": "def main():\n", "temperature": 0, "stream": True}
+        decoding = client.completions.create(**kwargs, max_tokens=LONG)
+        next(iter(decoding))  # in the batch (its only slot)
+        waiting = client.completions.create(**kwargs, max_tokens=LONG)  # in the queue (its only place)
+        with pytest.raises(openai.InternalServerError) as caught:
+            client.completions.create(**kwargs, max_tokens=2)
+        assert caught.value.status_code == 503 and caught.value.code == "server_overloaded"
+        decoding.close()
+        waiting.close()
+        assert _wait_idle(live) == 0
+        assert client.completions.create(**{**kwargs, "stream": False}, max_tokens=2).choices[0].text is not None
