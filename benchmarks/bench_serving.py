@@ -20,11 +20,19 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import random
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+# torch's intra-op thread count is per thread (OpenMP): the environment gives every thread, transformers'
+# continuous-batching manager's included, the count asked for.
+os.environ.setdefault(
+    "OMP_NUM_THREADS", sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv[:-1] else "1"
+)
 
 import torch
 from transformers import GenerationConfig
@@ -38,17 +46,30 @@ from transformers_codellama.serving import Engine, EngineRequest
 CLIENTS = 8
 
 
-def editor_requests(tokenizer: CodeLlamaTokenizerFast, count: int, seed: int = 0) -> list[EngineRequest]:
-    """`count` infilling requests cut from real code: ~400 characters before the cursor and ~150 after."""
+def editor_cuts(count: int, seed: int = 0, before: int = 400, after: int = 150) -> list[tuple[str, str]]:
+    """`count` (prefix, suffix) pairs cut from real code at random cursors: `before` characters, `after` after."""
     rng = random.Random(seed)
-    sources = [text for text in real_code(2.0) if len(text) > 2000]
-    requests = []
+    sources = [text for text in real_code(2.0) if len(text) > 2 * (before + after)]
+    cuts = []
     for _ in range(count):
         text = rng.choice(sources)
-        cursor = rng.randrange(400, len(text) - 150)
-        prompt = tokenizer(text[cursor - 400 : cursor], suffix=text[cursor : cursor + 150])["input_ids"]
-        requests.append(EngineRequest(prompt, rng.randrange(16, 49), ()))  # no stop: every request runs its length
-    return requests
+        cursor = rng.randrange(before, len(text) - after)
+        cuts.append((text[cursor - before : cursor], text[cursor : cursor + after]))
+    return cuts
+
+
+def new_tokens(count: int, seed: int = 0) -> list[int]:
+    """Lengths that vary as editors' completions do (16 to 48 tokens), so clients fall out of step."""
+    rng = random.Random(seed)
+    return [rng.randrange(16, 49) for _ in range(count)]
+
+
+def editor_requests(tokenizer: CodeLlamaTokenizerFast, count: int, seed: int = 0) -> list[EngineRequest]:
+    """`count` infilling requests cut from real code; no stop ids, so every request runs its length."""
+    return [
+        EngineRequest(tokenizer(prefix, suffix=suffix)["input_ids"], length, ())
+        for (prefix, suffix), length in zip(editor_cuts(count, seed), new_tokens(count, seed))
+    ]
 
 
 async def client(engine: Engine, requests: list[EngineRequest], delay: float, ttfts: list[float]) -> int:
@@ -209,13 +230,27 @@ def manager_comparison(engine: Engine, model: CodeLlamaForCausalLM, requests: li
     ours = asyncio.run(through_engine())
     ours_rate = len(requests) * new_tokens / (time.perf_counter() - start)
     config = GenerationConfig(eos_token_id=-1, **options)  # no stop: every request runs its length
-    model.generate_batch(inputs=prompts[:1], generation_config=config)  # its first call sets the manager up
-    start = time.perf_counter()
-    outputs = model.generate_batch(inputs=prompts, generation_config=config)
-    manager_rate = len(requests) * new_tokens / (time.perf_counter() - start)
-    theirs = [
-        output.generated_tokens for _, output in sorted(outputs.items(), key=lambda item: int(item[0].split("_")[-1]))
-    ]
+    manager = model.init_continuous_batching(generation_config=config)
+    manager.start()
+    try:
+
+        def through_manager(batch: list[list[int]]) -> list[list[int]]:
+            ids = manager.add_requests(inputs=batch, max_new_tokens=new_tokens)
+            outputs: dict[str, list[int]] = {}
+            while len(outputs) < len(ids):
+                output = manager.get_result(timeout=60)
+                if output is None:
+                    raise RuntimeError("transformers' manager returned nothing for 60 s")
+                if output.is_finished():
+                    outputs[output.request_id] = output.generated_tokens
+            return [outputs[request_id] for request_id in ids]
+
+        through_manager(prompts[:2])  # warm-up: the manager sets its cache up on first use
+        start = time.perf_counter()
+        theirs = through_manager(prompts)
+        manager_rate = len(requests) * new_tokens / (time.perf_counter() - start)
+    finally:
+        manager.stop(block=True, timeout=30)
     return {
         "requests (all at once)": len(requests),
         "new tokens": new_tokens,
@@ -227,11 +262,69 @@ def manager_comparison(engine: Engine, model: CodeLlamaForCausalLM, requests: li
     }
 
 
+def http_measurements(model: CodeLlamaForCausalLM, tokenizer: CodeLlamaTokenizerFast, rounds: int) -> dict:
+    """Both servers as processes on the same weights, one torch thread each, driven by streaming `openai` clients."""
+    import serving_http as http  # needs the `serve` extra; imported only when measuring servers
+
+    work = [(prefix, length) for (prefix, _), length in zip(editor_cuts(32), new_tokens(32))]
+    long_cuts = editor_cuts(4 * rounds + 2, seed=3, before=4800, after=1200)
+    probe_prefix, probe_suffix = 'def remove_non_ascii(s: str) -> str:\n    """ ', "\n    return result\n"
+    results: dict = {
+        "workload": "plain completions of real code (~400 characters), 16 to 48 new tokens; /infill: "
+        f"~{statistics.median(len(tokenizer(p, suffix=s).input_ids) for p, s in long_cuts)}-token prompts",
+    }
+    # What Meta's layout makes the model write for the probe, and what it writes for the prefix alone.
+    engine = Engine(model, tokenizer)
+    engine.start()
+
+    async def greedy(ids: list[int], stops: tuple[int, ...]) -> list[int]:
+        return [token async for token in engine.submit(EngineRequest(ids, 16, stops))]
+
+    infill_ids = tokenizer(probe_prefix, suffix=probe_suffix)["input_ids"]
+    meta_middle = tokenizer.decode_infill(asyncio.run(greedy(infill_ids, (tokenizer.eot_id, tokenizer.eos_token_id))))
+    completion = tokenizer.decode(asyncio.run(greedy(tokenizer(probe_prefix)["input_ids"], (tokenizer.eos_token_id,))))
+    engine.stop()
+    with tempfile.TemporaryDirectory() as directory:
+        codellama_path, llama_path = http.export_checkpoints(model, tokenizer, Path(directory))
+        port = http.free_port()
+        with http.server(http.codellama_serve(codellama_path, port), port, 1, Path(directory) / "ours.log") as url:
+            ours = {"load": http.compare_load(url, "bench", work, rounds)}
+            ours["overhead vs generate"] = http.overhead(url, model, tokenizer, work[0][0], 32, 5 * rounds)
+            ours["infill prefix reuse"] = http.infill_prefix_reuse(url, long_cuts, rounds)
+            probe = http.suffix_probe(url, "bench", probe_prefix, probe_suffix, 16)
+            ours["suffix: middle equals Meta's"] = probe.get("text") == meta_middle
+        results["codellama-serve"] = ours
+        port = http.free_port()
+        command = http.transformers_serve(llama_path, port)
+        if command is None:
+            results["transformers serve"] = "not installed (pip install 'transformers[serving]')"
+        else:
+            with http.server(command, port, 1, Path(directory) / "transformers.log") as url:
+                theirs = {"load": http.compare_load(url, str(llama_path), work, rounds)}
+                probe = http.suffix_probe(url, str(llama_path), probe_prefix, probe_suffix, 16)
+                text = probe.get("text")
+                theirs["suffix"] = {
+                    "answer": probe,
+                    "middle equals Meta's": text == meta_middle,
+                    "answer equals the completion of the prompt alone + the suffix": text == completion + probe_suffix,
+                }
+            results["transformers serve --continuous-batching"] = theirs
+    ours_rate = results["codellama-serve"]["load"]["8 clients"]["generated tokens/s"]
+    if isinstance(results.get("transformers serve --continuous-batching"), dict):
+        theirs_rate = results["transformers serve --continuous-batching"]["load"]["8 clients"]["generated tokens/s"]
+        results["8 clients: codellama-serve / transformers serve (target >= 1)"] = ours_rate / theirs_rate
+    results["Meta's middle for the suffix probe"] = meta_middle
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per comparison; medians reported")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1 keeps timings steady on a busy machine)"
+    )
+    parser.add_argument(
+        "--no-http", dest="http", action="store_false", help="skip the servers (codellama-serve, transformers serve)"
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -257,6 +350,8 @@ def main() -> None:
             results["transformers' continuous-batching manager"] = manager_comparison(engine, model, manager_requests)
     finally:
         engine.stop()
+    if args.http:
+        results["http"] = http_measurements(model, tokenizer, args.rounds)
     path = save("serving", results)
     print(json.dumps(results, indent=2))
     print(f"written to {path}")
