@@ -93,7 +93,9 @@ def test_llama_vscode_request_gets_an_array_with_what_it_reads(setup):
         assert result["generation_settings"]["n_ctx"] == 16384
         assert result["stop_type"] in ("eos", "limit", "word")
         assert set(result["timings"]) >= {"prompt_n", "prompt_ms", "predicted_n", "predicted_ms", "cache_n"}
-        assert result["tokens_cached"] >= 0 and result["truncated"] is False
+        assert result["truncated"] is False
+    # The warm-up evaluated the extra context: the request reuses the state of the tokens they share.
+    assert all(result["tokens_cached"] > 0 for result in results)
 
 
 def test_greedy_middle_is_metas(setup, meta):

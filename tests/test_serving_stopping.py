@@ -74,3 +74,21 @@ def test_completion_runs_past_eot_to_eos(url, meta, ids):
     tgi = InferenceClient(base_url=url)
     result = tgi.text_generation("import", max_new_tokens=20, details=True, stop=[" sys"], return_full_text=False)
     assert (result.generated_text, result.details.finish_reason) == (" os <EOT>", "stop_sequence")
+
+
+def test_llama_cpp_time_limit_ends_after_a_newline(tmp_path, meta, ids):
+    from live_server import load
+    from starlette.testclient import TestClient
+
+    from transformers_codellama.serving.app import create_app
+
+    newline = meta.sp.piece_to_id("<0x0A>")
+    transitions = {**chain(meta.mid, ids["x"], newline, ids["sys"]), ids["sys"]: ids["sys"]}  # then sys forever
+    model, tokenizer = load(make_checkpoint(tmp_path / "loop", transitions=transitions))
+    body = {"input_prefix": PREFIX, "input_suffix": SUFFIX, "temperature": 0, "n_predict": 1000}
+    with TestClient(create_app(model, tokenizer, model_name="m")) as client:
+        timed = client.post("/infill", json={**body, "t_max_predict_ms": 1}).json()
+        assert timed["content"].startswith(" x\n") and timed["stop_type"] == "limit"
+        assert 2 <= timed["tokens_predicted"] < 1000
+        untimed = client.post("/infill", json={**body, "n_predict": 40}).json()
+        assert untimed["tokens_predicted"] == 40 and untimed["content"] == " x\n" + " sys" * 38
