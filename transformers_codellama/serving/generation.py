@@ -25,11 +25,15 @@ from .prompts import Prompt
 from .text_stream import TextStream
 
 STOP, LENGTH, CANCELLED = "stop", "length", "cancelled"
+HELD_TEXT = -1  # `Delta.token_id` of the text held back until generation ended (no id of its own)
 
 
 @dataclass(frozen=True)
 class Delta:
-    """What one generated id adds: the id and the text that can be sent for it (may be "")."""
+    """What one generated id adds: the id and the text that can be sent for it (may be "").
+
+    The last delta of a generation may carry `HELD_TEXT` instead of an id: text held back to the end.
+    """
 
     token_id: int
     text: str
@@ -166,7 +170,7 @@ class Generation:
             self.finished_at = time.perf_counter()
         rest = self._stream_text.finish()
         if rest:
-            yield Delta(-1, rest)
+            yield Delta(HELD_TEXT, rest)
         if self.stop_string is not None:
             self.finish_reason = STOP
         elif self.hit_time_limit:
@@ -270,6 +274,7 @@ async def merged(generations: Sequence[Generation]) -> AsyncIterator[tuple[int, 
 
 __all__ = [
     "CANCELLED",
+    "HELD_TEXT",
     "LENGTH",
     "STOP",
     "Delta",

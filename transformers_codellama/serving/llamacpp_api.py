@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from .app import Server, note_usage, sampling, server_of
 from .errors import LLAMACPP, ServingError, error_body
-from .generation import Generation, event_stream, merged, run_all, sse_event, start_all, watch_disconnect
+from .generation import HELD_TEXT, Generation, event_stream, merged, run_all, sse_event, start_all, watch_disconnect
 from .prompts import Prompt, check_can_infill, extra_context, infilling_prompt
 from .protocol import InfillRequest, unsupported_fields
 
@@ -148,13 +148,13 @@ async def infill(body: InfillRequest, request: Request) -> Response:
             try:
                 async for index, delta in merged(generations):
                     generation = generations[index]
-                    if not delta.text and delta.token_id < 0:
+                    if not delta.text and delta.token_id == HELD_TEXT:
                         continue
                     yield sse_event(
                         {
                             "index": index,
                             "content": delta.text,
-                            "tokens": [delta.token_id] if delta.token_id >= 0 else [],
+                            "tokens": [] if delta.token_id == HELD_TEXT else [delta.token_id],
                             "stop": False,
                             "id_slot": max(body.id_slot, 0),
                             "tokens_predicted": generation.completion_tokens,

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from ..infilling import FILL_TOKEN
 from .app import Server, note_usage, sampling, server_of
 from .errors import TGI, ServingError, error_body
-from .generation import Generation, event_stream, run_all, sse_event, start_all, watch_disconnect
+from .generation import HELD_TEXT, Generation, event_stream, run_all, sse_event, start_all, watch_disconnect
 from .prompts import Prompt, check_can_infill, completion_prompt, infilling_prompt, split_infilling
 from .protocol import TgiDetails, TgiParameters, TgiRequest, TgiResponse, TgiStreamEvent, TgiToken, unsupported_fields
 
@@ -122,7 +122,7 @@ def _stream(server: Server, body: TgiRequest, request: Request, *, full_text_def
         async with watch_disconnect(request.receive, [generation]):
             try:
                 async for delta in generation:
-                    if delta.token_id < 0:  # the rest of the text, held back to the end
+                    if delta.token_id == HELD_TEXT:
                         if pending is None:
                             pending = TgiToken(id=server.tokenizer.eos_token_id, text="", special=True)
                         pending.text += delta.text
