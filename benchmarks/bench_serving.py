@@ -10,14 +10,16 @@ request whose prefix differs from the previous request's only in its last 20 cha
 <= 0.3x the time of a cold one.
 
 The workload is an editor's: infilling prompts cut from real code (Python's standard library), each client sending
-its requests back to back with lengths that vary (16 to 48 new tokens), so clients fall out of step as editors do;
-the 8 clients start 5 ms apart.
+its requests back to back with lengths that vary (32 to 96 new tokens), so clients fall out of step as editors do;
+the 8 clients start 5 ms apart and take their next request from one shared list until it is done.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import contextlib
 import json
 import logging
 import os
@@ -44,6 +46,7 @@ from transformers_codellama import CodeLlamaConfig, CodeLlamaForCausalLM, CodeLl
 from transformers_codellama.serving import Engine, EngineRequest
 
 CLIENTS = 8
+REQUESTS = 24  # per load round, shared among the clients
 
 
 def editor_cuts(count: int, seed: int = 0, before: int = 400, after: int = 150) -> list[tuple[str, str]]:
@@ -59,9 +62,9 @@ def editor_cuts(count: int, seed: int = 0, before: int = 400, after: int = 150) 
 
 
 def new_tokens(count: int, seed: int = 0) -> list[int]:
-    """Lengths that vary as editors' completions do (16 to 48 tokens), so clients fall out of step."""
+    """Lengths that vary as editors' completions do (32 to 96 tokens), so clients fall out of step."""
     rng = random.Random(seed)
-    return [rng.randrange(16, 49) for _ in range(count)]
+    return [rng.randrange(32, 97) for _ in range(count)]
 
 
 def editor_requests(tokenizer: CodeLlamaTokenizerFast, count: int, seed: int = 0) -> list[EngineRequest]:
@@ -72,11 +75,13 @@ def editor_requests(tokenizer: CodeLlamaTokenizerFast, count: int, seed: int = 0
     ]
 
 
-async def client(engine: Engine, requests: list[EngineRequest], delay: float, ttfts: list[float]) -> int:
-    """Send `requests` one after the other; record each one's time to first token; return the tokens received."""
+async def client(engine: Engine, work: collections.deque[EngineRequest], delay: float, ttfts: list[float]) -> int:
+    """Take requests from the shared `work` until none is left, one after the other; record each one's time to
+    first token; return the tokens received."""
     await asyncio.sleep(delay)
     received = 0
-    for request in requests:
+    while work:
+        request = work.popleft()
         start = time.perf_counter()
         first = True
         async for _ in engine.submit(request):
@@ -88,11 +93,11 @@ async def client(engine: Engine, requests: list[EngineRequest], delay: float, tt
 
 
 async def load_round(engine: Engine, requests: list[EngineRequest], clients: int) -> tuple[float, float]:
-    """(generated tokens/s, median time to first token) with `clients` clients sharing `requests` round-robin."""
+    """(generated tokens/s, median time to first token) with `clients` clients working through `requests`."""
     ttfts: list[float] = []
-    shares = [requests[index::clients] for index in range(clients)]
+    work = collections.deque(requests)  # shared, so every client stays busy until the work runs out
     start = time.perf_counter()
-    counts = await asyncio.gather(*[client(engine, share, 0.005 * index, ttfts) for index, share in enumerate(shares)])
+    counts = await asyncio.gather(*[client(engine, work, 0.005 * index, ttfts) for index in range(clients)])
     return sum(counts) / (time.perf_counter() - start), statistics.median(ttfts)
 
 
@@ -104,7 +109,7 @@ async def first_token_time(engine: Engine, request: EngineRequest) -> float:
 
 
 async def engine_measurements(engine: Engine, tokenizer: CodeLlamaTokenizerFast, rounds: int) -> dict:
-    requests = editor_requests(tokenizer, 32)
+    requests = editor_requests(tokenizer, REQUESTS)
     await load_round(engine, requests[:CLIENTS], CLIENTS)  # warm-up
     samples: dict[str, list[tuple[float, float]]] = {"one client at a time": [], f"{CLIENTS} concurrent clients": []}
     for round_ in range(rounds):
@@ -207,9 +212,9 @@ def overhead_measurement(engine: Engine, model: CodeLlamaForCausalLM, request: E
     }
 
 
-def manager_comparison(engine: Engine, model: CodeLlamaForCausalLM, requests: list[EngineRequest]) -> dict:
-    """transformers' continuous-batching manager (`generate_batch`) against this engine on the same requests, all
-    submitted at once; both checked against `generate`'s greedy tokens."""
+def manager_comparison(engine: Engine, model: CodeLlamaForCausalLM, requests: list[EngineRequest], rounds: int) -> dict:
+    """transformers' continuous-batching manager (`init_continuous_batching`, warmed up) against this engine on the
+    same requests, all submitted at once, in interleaved rounds; both checked against `generate`'s greedy tokens."""
     new_tokens = requests[0].max_new_tokens
     prompts = [request.prompt_ids for request in requests]
     options = {"max_new_tokens": new_tokens, "do_sample": False, "pad_token_id": 0}
@@ -219,46 +224,44 @@ def manager_comparison(engine: Engine, model: CodeLlamaForCausalLM, requests: li
             for p in prompts
         ]
 
-    async def through_engine() -> list[list[int]]:
+    async def engine_batch() -> list[list[int]]:
         async def one(request: EngineRequest) -> list[int]:
             return [token async for token in engine.submit(request)]
 
         return await asyncio.gather(*[one(request) for request in requests])
 
-    engine.prefix_cache.clear()
-    start = time.perf_counter()
-    ours = asyncio.run(through_engine())
-    ours_rate = len(requests) * new_tokens / (time.perf_counter() - start)
+    def through_engine() -> list[list[int]]:
+        engine.prefix_cache.clear()
+        return asyncio.run(engine_batch())
+
     config = GenerationConfig(eos_token_id=-1, **options)  # no stop: every request runs its length
     manager = model.init_continuous_batching(generation_config=config)
     manager.start()
+
+    def through_manager() -> list[list[int]]:
+        ids = manager.add_requests(inputs=prompts, max_new_tokens=new_tokens)
+        outputs: dict[str, list[int]] = {}
+        while len(outputs) < len(ids):
+            output = manager.get_result(timeout=60)
+            if output is None:
+                raise RuntimeError("transformers' manager returned nothing for 60 s")
+            if output.is_finished():
+                outputs[output.request_id] = output.generated_tokens
+        return [outputs[request_id] for request_id in ids]
+
     try:
-
-        def through_manager(batch: list[list[int]]) -> list[list[int]]:
-            ids = manager.add_requests(inputs=batch, max_new_tokens=new_tokens)
-            outputs: dict[str, list[int]] = {}
-            while len(outputs) < len(ids):
-                output = manager.get_result(timeout=60)
-                if output is None:
-                    raise RuntimeError("transformers' manager returned nothing for 60 s")
-                if output.is_finished():
-                    outputs[output.request_id] = output.generated_tokens
-            return [outputs[request_id] for request_id in ids]
-
-        through_manager(prompts[:2])  # warm-up: the manager sets its cache up on first use
-        start = time.perf_counter()
-        theirs = through_manager(prompts)
-        manager_rate = len(requests) * new_tokens / (time.perf_counter() - start)
+        equal = {
+            "this engine": sum(a == b for a, b in zip(through_engine(), expected)),
+            "transformers' manager": sum(a == b for a, b in zip(through_manager(), expected)),
+        }
+        times = alternating({"this engine": through_engine, "transformers' manager": through_manager}, rounds)
     finally:
         manager.stop(block=True, timeout=30)
     return {
         "requests (all at once)": len(requests),
         "new tokens": new_tokens,
-        "generated tokens/s": {"this engine": ours_rate, "transformers generate_batch": manager_rate},
-        "requests equal to generate": {
-            "this engine": sum(a == b for a, b in zip(ours, expected)),
-            "transformers generate_batch": sum(a == b for a, b in zip(theirs, expected)),
-        },
+        "generated tokens/s": {name: len(requests) * new_tokens / seconds for name, seconds in times.items()},
+        "requests equal to generate": equal,
     }
 
 
@@ -266,12 +269,13 @@ def http_measurements(model: CodeLlamaForCausalLM, tokenizer: CodeLlamaTokenizer
     """Both servers as processes on the same weights, one torch thread each, driven by streaming `openai` clients."""
     import serving_http as http  # needs the `serve` extra; imported only when measuring servers
 
-    work = [(prefix, length) for (prefix, _), length in zip(editor_cuts(32), new_tokens(32))]
+    # transformers serve has no infilling: both servers complete the same text, as long as the engine's prompts.
+    work = [(prefix + suffix, length) for (prefix, suffix), length in zip(editor_cuts(REQUESTS), new_tokens(REQUESTS))]
     long_cuts = editor_cuts(4 * rounds + 2, seed=3, before=4800, after=1200)
     probe_prefix, probe_suffix = 'def remove_non_ascii(s: str) -> str:\n    """ ', "\n    return result\n"
     results: dict = {
-        "workload": "plain completions of real code (~400 characters), 16 to 48 new tokens; /infill: "
-        f"~{statistics.median(len(tokenizer(p, suffix=s).input_ids) for p, s in long_cuts)}-token prompts",
+        "workload": "plain completions of real code (~550 characters), 32 to 96 new tokens; /infill: "
+        f"~{statistics.median(len(tokenizer(p, suffix=s).input_ids) for p, s in long_cuts):.0f}-token prompts",
     }
     # What Meta's layout makes the model write for the probe, and what it writes for the prefix alone.
     engine = Engine(model, tokenizer)
@@ -284,36 +288,44 @@ def http_measurements(model: CodeLlamaForCausalLM, tokenizer: CodeLlamaTokenizer
     meta_middle = tokenizer.decode_infill(asyncio.run(greedy(infill_ids, (tokenizer.eot_id, tokenizer.eos_token_id))))
     completion = tokenizer.decode(asyncio.run(greedy(tokenizer(probe_prefix)["input_ids"], (tokenizer.eos_token_id,))))
     engine.stop()
-    with tempfile.TemporaryDirectory() as directory:
+    ours_name, theirs_name = "codellama-serve", "transformers serve --continuous-batching"
+    with tempfile.TemporaryDirectory() as directory, contextlib.ExitStack() as servers:
         codellama_path, llama_path = http.export_checkpoints(model, tokenizer, Path(directory))
         port = http.free_port()
-        with http.server(http.codellama_serve(codellama_path, port), port, 1, Path(directory) / "ours.log") as url:
-            ours = {"load": http.compare_load(url, "bench", work, rounds)}
-            ours["overhead vs generate"] = http.overhead(url, model, tokenizer, work[0][0], 32, 5 * rounds)
-            ours["infill prefix reuse"] = http.infill_prefix_reuse(url, long_cuts, rounds)
-            probe = http.suffix_probe(url, "bench", probe_prefix, probe_suffix, 16)
-            ours["suffix: middle equals Meta's"] = probe.get("text") == meta_middle
-        results["codellama-serve"] = ours
+        url = servers.enter_context(
+            http.server(http.codellama_serve(codellama_path, port), port, 1, Path(directory) / "ours.log")
+        )
+        targets = {ours_name: (url, "bench")}
         port = http.free_port()
         command = http.transformers_serve(llama_path, port)
         if command is None:
-            results["transformers serve"] = "not installed (pip install 'transformers[serving]')"
-        else:
-            with http.server(command, port, 1, Path(directory) / "transformers.log") as url:
-                theirs = {"load": http.compare_load(url, str(llama_path), work, rounds)}
-                probe = http.suffix_probe(url, str(llama_path), probe_prefix, probe_suffix, 16)
-                text = probe.get("text")
-                theirs["suffix"] = {
-                    "answer": probe,
+            results[theirs_name] = "not installed (pip install 'transformers[serving]')"
+        else:  # both servers up at once, measured in the same rounds
+            log = Path(directory) / "transformers.log"
+            targets[theirs_name] = (servers.enter_context(http.server(command, port, 1, log)), str(llama_path))
+        loads = http.compare_load(targets, work, rounds)
+        ours = {"load": loads[ours_name]}
+        ours["overhead vs generate"] = http.overhead(url, model, tokenizer, work[0][0], 32, 5 * rounds)
+        ours["infill prefix reuse"] = http.infill_prefix_reuse(url, long_cuts, rounds)
+        probe = http.suffix_probe(url, "bench", probe_prefix, probe_suffix, 16)
+        ours["suffix: middle equals Meta's"] = probe.get("text") == meta_middle
+        results[ours_name] = ours
+        if theirs_name in targets:
+            their_url, their_model = targets[theirs_name]
+            probe = http.suffix_probe(their_url, their_model, probe_prefix, probe_suffix, 16)
+            text = probe.get("text")
+            results[theirs_name] = {
+                "load": loads[theirs_name],
+                "suffix": {
+                    "answer (as JSON)": json.dumps(probe),
                     "middle equals Meta's": text == meta_middle,
                     "answer equals the completion of the prompt alone + the suffix": text == completion + probe_suffix,
-                }
-            results["transformers serve --continuous-batching"] = theirs
-    ours_rate = results["codellama-serve"]["load"]["8 clients"]["generated tokens/s"]
-    if isinstance(results.get("transformers serve --continuous-batching"), dict):
-        theirs_rate = results["transformers serve --continuous-batching"]["load"]["8 clients"]["generated tokens/s"]
-        results["8 clients: codellama-serve / transformers serve (target >= 1)"] = ours_rate / theirs_rate
-    results["Meta's middle for the suffix probe"] = meta_middle
+                },
+            }
+            ours_rate = loads[ours_name]["8 clients"]["generated tokens/s"]
+            theirs_rate = loads[theirs_name]["8 clients"]["generated tokens/s"]
+            results["8 clients: codellama-serve / transformers serve (target >= 1)"] = ours_rate / theirs_rate
+    results["Meta's middle for the suffix probe (as JSON)"] = json.dumps(meta_middle)
     return results
 
 
@@ -347,7 +359,9 @@ def main() -> None:
             manager_requests = [
                 EngineRequest(r.prompt_ids, 16, ()) for r in editor_requests(tokenizer, CLIENTS, seed=2)
             ]
-            results["transformers' continuous-batching manager"] = manager_comparison(engine, model, manager_requests)
+            results["transformers' continuous-batching manager"] = manager_comparison(
+                engine, model, manager_requests, 2 * args.rounds
+            )
     finally:
         engine.stop()
     if args.http:

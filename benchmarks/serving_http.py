@@ -8,6 +8,7 @@ transformers cannot load the Code Llama checkpoint format, so it serves the plai
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import os
 import socket
@@ -113,17 +114,19 @@ async def _stream(client: openai.AsyncOpenAI, model: str, prompt: str, max_token
 
 
 async def load_round(url: str, model: str, work: list[tuple[str, int]], clients: int) -> dict:
-    """`clients` streaming clients sharing `work` round-robin, each sending its requests back to back."""
+    """`clients` streaming clients working through `work` (one shared list), each request after the previous."""
     client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=600)
     results: list[dict] = []
+    queue = collections.deque(work)
 
-    async def run(share: list[tuple[str, int]], delay: float) -> None:
+    async def run(delay: float) -> None:
         await asyncio.sleep(delay)
-        for prompt, max_tokens in share:
+        while queue:
+            prompt, max_tokens = queue.popleft()
             results.append({**await _stream(client, model, prompt, max_tokens), "max_tokens": max_tokens})
 
     start = time.perf_counter()
-    await asyncio.gather(*[run(work[index::clients], 0.005 * index) for index in range(clients)])
+    await asyncio.gather(*[run(0.005 * index) for index in range(clients)])
     elapsed = time.perf_counter() - start
     await client.close()
     finished = [result for result in results if result["finish"] == "length"]
@@ -134,28 +137,36 @@ async def load_round(url: str, model: str, work: list[tuple[str, int]], clients:
     }
 
 
-def compare_load(url: str, model: str, work: list[tuple[str, int]], rounds: int) -> dict:
-    """One client at a time against `CLIENTS` concurrent clients, interleaved rounds, medians."""
-    asyncio.run(load_round(url, model, work[:CLIENTS], CLIENTS))  # warm-up
-    samples: dict[int, list[dict]] = {1: [], CLIENTS: []}
+def compare_load(targets: dict[str, tuple[str, str]], work: list[tuple[str, int]], rounds: int) -> dict:
+    """For each server (`name: (url, model)`): one client at a time against `CLIENTS` concurrent clients, every
+    server and client count in each round, the order reversed every round; medians."""
+    runs = [(name, clients) for name in targets for clients in (1, CLIENTS)]
+    for url, model in targets.values():
+        asyncio.run(load_round(url, model, work[:CLIENTS], CLIENTS))  # warm-up
+    samples: dict[tuple[str, int], list[dict]] = {run: [] for run in runs}
     for round_ in range(rounds):
-        for clients in (1, CLIENTS) if round_ % 2 == 0 else (CLIENTS, 1):
-            samples[clients].append(asyncio.run(load_round(url, model, work, clients)))
-    table = {
-        f"{clients} client{'s' if clients > 1 else ''}": {
-            "generated tokens/s": statistics.median(sample["tokens/s"] for sample in values),
-            "median time to first token ms": 1e3 * statistics.median(sample["ttft"] for sample in values),
-            "ran to length": values[-1]["ran to length"],
+        for name, clients in runs if round_ % 2 == 0 else runs[::-1]:
+            url, model = targets[name]
+            samples[name, clients].append(asyncio.run(load_round(url, model, work, clients)))
+    tables = {}
+    for name in targets:
+        table = {
+            f"{clients} client{'s' if clients > 1 else ''}": {
+                "generated tokens/s": statistics.median(sample["tokens/s"] for sample in samples[name, clients]),
+                "median time to first token ms": 1e3
+                * statistics.median(sample["ttft"] for sample in samples[name, clients]),
+                "ran to length": samples[name, clients][-1]["ran to length"],
+            }
+            for clients in (1, CLIENTS)
         }
-        for clients, values in samples.items()
-    }
-    one, many = table["1 client"], table[f"{CLIENTS} clients"]
-    table["ratios"] = {
-        "tokens/s, 8 clients / 1": many["generated tokens/s"] / one["generated tokens/s"],
-        "time to first token, 8 clients / 1": many["median time to first token ms"]
-        / one["median time to first token ms"],
-    }
-    return table
+        one, many = table["1 client"], table[f"{CLIENTS} clients"]
+        table["ratios"] = {
+            "tokens/s, 8 clients / 1": many["generated tokens/s"] / one["generated tokens/s"],
+            "time to first token, 8 clients / 1": many["median time to first token ms"]
+            / one["median time to first token ms"],
+        }
+        tables[name] = table
+    return tables
 
 
 def overhead(url: str, model: Any, tokenizer: Any, prompt: str, new_tokens: int, repeats: int) -> dict:

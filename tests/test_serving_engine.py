@@ -355,3 +355,32 @@ def test_a_failing_request_ends_alone(model):
         hook.remove()
     assert reason == "error"
     assert outputs == expected and after == expected[0]
+
+
+def test_a_reader_that_stops_early_cancels_its_request(model):
+    prompt = random_prompts([9], seed=12)[0]
+
+    async def run(engine):
+        async def read_two():
+            tokens = []
+            async for token in engine.submit(EngineRequest(prompt, 4000, ())):
+                tokens.append(token)
+                if len(tokens) == 2:
+                    break
+            return tokens
+
+        tokens = await read_two()  # the abandoned iterator is closed and its request cancelled
+        task = asyncio.ensure_future(collect(engine.submit(EngineRequest(prompt, 4000, ()))))
+        await asyncio.sleep(0.05)
+        task.cancel()  # a reader task cancelled while it waits for a token
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(500):
+            if not engine.active:
+                break
+            await asyncio.sleep(0.01)
+        return tokens, engine.active, engine.steps
+
+    tokens, active, steps = serve(model, run)
+    assert len(tokens) == 2 and active == 0
+    assert steps < 1000  # neither request ran on towards its 4000 tokens

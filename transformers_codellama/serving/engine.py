@@ -109,17 +109,22 @@ class EngineStream:
         return self._tokens()
 
     async def _tokens(self) -> AsyncIterator[int]:
-        while self.finish_reason is None:
-            item = await self._queue.get()
-            if self._cancelled and self.finish_reason is None:
+        try:
+            while self.finish_reason is None:
+                item = await self._queue.get()
+                if self._cancelled and self.finish_reason is None:
+                    self.finish_reason = CANCELLED
+                    return
+                if isinstance(item, _End):
+                    self.finish_reason, self.stop_id = item.reason, item.stop_id
+                    if item.error is not None:
+                        raise EngineError(f"generation failed: {item.error}") from item.error
+                    return
+                yield item
+        finally:
+            if self.finish_reason is None:  # the reader stopped early (break, task cancelled): free the slot
+                self.cancel()
                 self.finish_reason = CANCELLED
-                return
-            if isinstance(item, _End):
-                self.finish_reason, self.stop_id = item.reason, item.stop_id
-                if item.error is not None:
-                    raise EngineError(f"generation failed: {item.error}") from item.error
-                return
-            yield item
 
     def cancel(self) -> None:
         """End this request: it leaves the batch before the next decoding step. Safe to call more than once."""
@@ -160,6 +165,8 @@ class Engine:
         tokenizer: its tokenizer (kept for the protocol layer; the engine itself works in ids).
         max_batch_size: requests decoded together at most; more wait in the queue.
         prefix_cache_tokens: tokens of prompt state kept for reuse by the next prompts (0 turns prefix reuse off).
+            One token's state takes 2 x layers x key-value heads x head size values: 0.5 MiB for a 7B model in
+            bfloat16, so the default budget holds up to 8 GiB there.
         max_queue: waiting requests at most; `submit` raises `EngineBusy` beyond.
     """
 
