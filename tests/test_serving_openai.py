@@ -131,6 +131,10 @@ def test_n_seed_stop_and_max_tokens(setup, meta, cuts):
     greedy_pair = client.completions.create(**kwargs, temperature=0, n=2)
     assert [choice.index for choice in greedy_pair.choices] == [0, 1]
     assert greedy_pair.choices[0].text == greedy_pair.choices[1].text
+    texts = ["", ""]
+    for chunk in client.completions.create(**kwargs, temperature=0, n=2, stream=True):
+        texts[chunk.choices[0].index] += chunk.choices[0].text
+    assert texts == [greedy_pair.choices[0].text] * 2
     first = client.completions.create(**kwargs, temperature=1.0, seed=123)
     again = client.completions.create(**kwargs, temperature=1.0, seed=123)
     assert first.choices[0].text == again.choices[0].text
