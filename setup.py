@@ -5,6 +5,7 @@ from pathlib import Path
 from setuptools import setup
 
 HERE = Path(__file__).parent
+SERVE = ["fastapi>=0.110", "uvicorn>=0.29", "pydantic>=2.6"]
 
 setup(
     name="transformers-codellama",
@@ -19,7 +20,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     # The converter lives in the top-level `conversion/` folder and installs as a subpackage.
-    packages=["transformers_codellama", "transformers_codellama.conversion"],
+    packages=["transformers_codellama", "transformers_codellama.conversion", "transformers_codellama.serving"],
     package_dir={"transformers_codellama.conversion": "conversion"},
     package_data={"transformers_codellama": ["data/*.model", "py.typed"]},
     install_requires=[
@@ -34,7 +35,12 @@ setup(
         "psutil>=5.9",
     ],
     extras_require={
+        # `codellama-serve`: the HTTP server for editors (OpenAI, llama.cpp and TGI APIs).
+        "serve": SERVE,
         "test": [
+            *SERVE,
+            "openai>=1.0",
+            "httpx>=0.27",
             "pytest>=8",
             "hypothesis>=6.100",
             "ruff>=0.6",
@@ -47,6 +53,7 @@ setup(
         "console_scripts": [
             "codellama-convert=transformers_codellama.conversion.convert_codellama_weights_to_hf:main",
             "codellama-demo=transformers_codellama.demo:main",
+            "codellama-serve=transformers_codellama.serving.cli:main",
         ]
     },
     classifiers=[

@@ -29,6 +29,7 @@ TITLES = {
     "generation": "Greedy generation, CodeLlamaForCausalLM vs LlamaForCausalLM (target ≥ 0.98×)",
     "pipeline": "Pipeline infilling vs tokenizer + generate + decode by hand (target: overhead ≤ 5%)",
     "convert": "Converter: peak memory and time vs a plain copy (targets: ≤ 700 MB, ≤ 5× cp -r on the 1.78 GiB checkpoint)",
+    "serving": "Serving: the engine and codellama-serve under load, prefix reuse, and transformers serve side by side",
 }
 
 
@@ -127,12 +128,59 @@ def _convert_rows(convert: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _serving_rows(serving: dict[str, Any]) -> list[str]:
+    engine, http = serving["engine"]["ratios"], serving.get("http", {})
+    ours = http.get("codellama-serve", {})
+    theirs = http.get("transformers serve --continuous-batching")
+    load = ours.get("load", {}).get("ratios", {})
+
+    def through_http(value: float | None, unit: str = "×") -> str:
+        return f" (through HTTP: {value:.2f}{unit})" if value is not None else ""
+
+    overhead = ours.get("overhead vs generate", {}).get("overhead (target <= 10%)")
+    infill = ours.get("infill prefix reuse", {}).get("ratio warm / cold (target <= 0.3)")
+    rows = [
+        f"| serving, generated tokens/s: 8 concurrent clients vs one at a time | ≥ 3× | "
+        f"{engine['tokens/s, 8 clients / 1 (target >= 3)']:.2f}×{through_http(load.get('tokens/s, 8 clients / 1'))} |",
+        f"| serving, median time to first token: 8 concurrent clients vs one | ≤ 2× | "
+        f"{engine['time to first token, 8 clients / 1 (target <= 2)']:.2f}×"
+        f"{through_http(load.get('time to first token, 8 clients / 1'))} |",
+        f"| serving, one request vs `model.generate` in-process | ≤ 10% | "
+        f"{100 * serving['overhead vs generate']['overhead (target <= 10%)']:+.1f}% (engine)"
+        + (f", {100 * overhead:+.1f}% (through HTTP)" if overhead is not None else "")
+        + " |",
+        f"| serving, time to first token of a ~1,500-token infill after the previous keystroke vs cold | ≤ 0.3× | "
+        f"{serving['prefix reuse']['ratio warm / cold (target <= 0.3)']:.2f}×"
+        + (f" (`/infill` after llama.vscode's warm-up: {infill:.2f}×)" if infill is not None else "")
+        + " |",
+    ]
+    if isinstance(theirs, dict):
+        ours_load, theirs_load = ours["load"]["8 clients"], theirs["load"]["8 clients"]
+        rows.append(
+            "| codellama-serve vs `transformers serve --continuous-batching`, 8 streaming clients, same weights | "
+            f"≥ 1× | {http['8 clients: codellama-serve / transformers serve (target >= 1)']:.2f}× "
+            f"({ours_load['generated tokens/s']:.0f} vs {theirs_load['generated tokens/s']:.0f} tokens/s; median time "
+            f"to first token {ours_load['median time to first token ms']:.0f} vs "
+            f"{theirs_load['median time to first token ms']:.0f} ms) |"
+        )
+        suffix = theirs["suffix"]
+        appended = suffix["answer equals the completion of the prompt alone + the suffix"]
+        theirs_meta, ours_meta = suffix["middle equals Meta's"], ours.get("suffix: middle equals Meta's")
+        rows.append(
+            "| `transformers serve` `/v1/completions` with `suffix` | (report) | the answer equals the completion of "
+            f"the prompt alone + the suffix: {appended}; its middle equals Meta's: {theirs_meta} "
+            f"(codellama-serve's: {ours_meta}) |"
+        )
+    return rows
+
+
 # The summary rows each benchmark's saved results give, one per target (a benchmark not run is skipped).
 SUMMARY_ROWS = {
     "tokenizers": _tokenizer_rows,
     "generation": _generation_rows,
     "pipeline": _pipeline_rows,
     "convert": _convert_rows,
+    "serving": _serving_rows,
 }
 
 

@@ -8,6 +8,7 @@ generated text meaningless, so the pages print generations without showing them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -28,6 +29,12 @@ COMMANDS = {
     "codellama-demo": "transformers_codellama.demo",
 }
 
+# serving.md's examples talk to a server on these addresses, serving these models.
+SERVED = {
+    "http://127.0.0.1:8080": "codellama/CodeLlama-7b-hf",
+    "http://127.0.0.1:8081": "codellama/CodeLlama-7b-Instruct-hf",
+}
+
 _RUNNER = r"""
 import doctest, json, shlex, subprocess, sys
 page, blocks, commands = json.loads(sys.stdin.read())
@@ -46,8 +53,13 @@ for index, (language, source) in enumerate(blocks):
     else:
         for line in source.replace("\\\n", " ").splitlines():
             argv = shlex.split(line.removeprefix("$ "))
+            if argv and argv[0] == "curl":  # against the live server the test started for the page
+                done = subprocess.run([*argv, "--fail-with-body", "--max-time", "300"], capture_output=True, text=True)
+                if done.returncode:
+                    sys.exit(f"{where}: {line!r} failed:\n{done.stdout}\n{done.stderr}")
+                continue
             if not argv or argv[0] not in commands:
-                continue  # pip installs and the like are not re-run here
+                continue  # pip installs, servers and the like are not re-run here
             done = subprocess.run([sys.executable, "-m", commands[argv[0]], *argv[1:]], capture_output=True, text=True)
             if done.returncode:
                 sys.exit(f"{where}: {line!r} failed:\n{done.stdout}\n{done.stderr}")
@@ -88,8 +100,23 @@ def _blocks(page: Path, stand_ins: dict[str, str]) -> list[tuple[str, str]]:
     return blocks
 
 
+@pytest.fixture(scope="module")
+def live_servers(stand_ins):
+    """The servers serving.md talks to (its URLs mapped to live ones), over the stand-ins of the models it names."""
+    from live_server import serve
+
+    with contextlib.ExitStack() as stack:
+        urls = {}
+        for address, name in SERVED.items():
+            server, _, _ = serve(Path(stand_ins[name]), model_name=stand_ins[name])
+            urls[address] = stack.enter_context(server).url
+        yield urls
+
+
 @pytest.mark.parametrize("page", DOCS, ids=[page.name for page in DOCS])
-def test_page_examples_run(page, stand_ins, tmp_path):
+def test_page_examples_run(page, stand_ins, tmp_path, request):
+    if page.name == "serving.md":
+        stand_ins = {**stand_ins, **request.getfixturevalue("live_servers")}
     blocks = _blocks(page, stand_ins)
     if not blocks:
         pytest.skip(f"{page.name} has no code examples")
@@ -101,6 +128,8 @@ def test_page_examples_run(page, stand_ins, tmp_path):
         "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
+    if page.name == "serving.md":
+        env["HF_HUB_OFFLINE"] = "0"  # huggingface_hub's offline mode refuses even a local server's URL
     done = subprocess.run(
         [sys.executable, "-c", _RUNNER],
         input=json.dumps([page.name, blocks, COMMANDS]),

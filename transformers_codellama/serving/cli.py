@@ -1,0 +1,128 @@
+"""`codellama-serve MODEL`: serve a converted Code Llama folder or Hub id to editors (OpenAI, llama.cpp, TGI APIs).
+
+    codellama-serve path/to/CodeLlama-7b-hf --port 8080
+    codellama-serve codellama/CodeLlama-7b-Instruct-hf --dtype bfloat16 --api-key "$KEY"
+
+It binds to 127.0.0.1 unless `--host` says otherwise, prints one start-up line (URL, model, dtype, device) and one
+access-log line per request (token counts and time). The API key may also come from `CODELLAMA_SERVE_API_KEY`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS_CAP
+
+API_KEY_ENV = "CODELLAMA_SERVE_API_KEY"
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codellama-serve",
+        description="Serve Code Llama to editors: OpenAI /v1/completions (with suffix) and /v1/chat/completions, "
+        "llama.cpp /infill, TGI /generate and /generate_stream.",
+    )
+    parser.add_argument("model", help="a converted checkpoint folder or a Hub model id")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080; 0 picks a free one)")
+    parser.add_argument("--model-name", help="the name clients use for the model (default: the MODEL argument)")
+    parser.add_argument(
+        "--api-key", help=f"require 'Authorization: Bearer <key>' on every endpoint but /health (or set {API_KEY_ENV})"
+    )
+    parser.add_argument("--dtype", choices=DTYPES, default="auto", help="weights dtype (default: the checkpoint's)")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument(
+        "--max-tokens", type=int, default=DEFAULT_MAX_TOKENS_CAP, help="cap on max_tokens/n_predict per completion"
+    )
+    parser.add_argument("--max-batch-size", type=int, default=8, help="requests decoded together")
+    parser.add_argument("--prefix-cache-tokens", type=int, default=16384, help="prompt-state cache budget, in tokens")
+    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest request body")
+    parser.add_argument(
+        "--cors-origin", action="append", default=[], help="allow this origin through CORS (repeatable; default: off)"
+    )
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Load the model and tokenizer, build the app and run it with uvicorn until interrupted."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    for name, value in (
+        ("--port", args.port),
+        ("--max-tokens", args.max_tokens),
+        ("--max-batch-size", args.max_batch_size),
+    ):
+        if value < (0 if name == "--port" else 1):
+            print(f"codellama-serve: error: {name} must be positive; got {value}", file=sys.stderr)
+            return 2
+
+    import torch
+    import uvicorn
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import transformers_codellama  # noqa: F401  (registers Code Llama with the Auto classes)
+
+    from .app import create_app
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(args.model)
+        model: Any = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype)
+        model = model.to(device).eval()
+    except (OSError, ValueError) as error:
+        print(f"codellama-serve: error: cannot load {args.model}: {error}", file=sys.stderr)
+        return 1
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    if api_key is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("transformers_codellama.serving").warning(
+            "serving on %s without an API key: anyone who can reach this address can use the model", args.host
+        )
+    app = create_app(
+        model,
+        tokenizer,
+        model_name=args.model_name or args.model,
+        api_key=api_key,
+        max_tokens_cap=args.max_tokens,
+        max_body_bytes=args.max_body_bytes,
+        cors_origins=args.cors_origin,
+        max_batch_size=args.max_batch_size,
+        prefix_cache_tokens=args.prefix_cache_tokens,
+    )
+    name = args.model_name or args.model
+    dtype_name = str(next(model.parameters()).dtype).removeprefix("torch.")
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                host, port = _bound(self, args.host, args.port)
+                print(
+                    f"codellama-serve: {name} ({dtype_name}, {device}) at http://{host}:{port}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+    server = Server(uvicorn.Config(app, host=args.host, port=args.port, access_log=False, log_level=args.log_level))
+    server.run()
+    return 0
+
+
+def _bound(server: object, host: str, port: int) -> tuple[str, int]:
+    """The address actually bound (port 0 asks the system for a free port)."""
+    for listener in getattr(server, "servers", []):
+        for sock in getattr(listener, "sockets", []):
+            address = sock.getsockname()
+            return (f"[{address[0]}]" if ":" in address[0] else address[0]), address[1]
+    return host, port
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""llama.cpp's `POST /infill`, shaped as llama.vscode and llama.vim send and read it.
+
+The prompt is Meta's infilling layout of `prefix = extra context + input_prefix + prompt` and `suffix = input_suffix`
+(llama.cpp appends `prompt` to the prefix too; `input_extra` is laid out by `prompts.extra_context`), cut to the
+infilling budget. `n_predict: 0` only evaluates the prompt (the editors' cache warm-up request); `-1` or no value
+generates up to the server's cap. `n_cmpl` > 1 answers a JSON array. Streams send one partial object per generated
+id, then the final object with `stop: true`, and no `[DONE]` (as llama.cpp).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse, Response
+
+from .app import Server, note_usage, sampling, server_of
+from .errors import LLAMACPP, ServingError, error_body
+from .generation import HELD_TEXT, Generation, event_stream, merged, run_all, sse_event, start_all, watch_disconnect
+from .prompts import Prompt, check_can_infill, extra_context, infilling_prompt
+from .protocol import InfillRequest, unsupported_fields
+
+router = APIRouter()
+SAMPLERS = ["top_k", "top_p", "temperature"]  # the order the engine applies them in
+
+
+def _timings(generation: Generation) -> dict[str, Any]:
+    prompt_ms = generation.prompt_seconds * 1000
+    predicted_ms = generation.generation_seconds * 1000
+    prompt_n = generation.prompt_tokens - generation.cached_tokens
+    predicted_n = generation.completion_tokens
+    return {
+        "cache_n": generation.cached_tokens,
+        "prompt_n": prompt_n,
+        "prompt_ms": prompt_ms,
+        "prompt_per_token_ms": prompt_ms / prompt_n if prompt_n else 0.0,
+        "prompt_per_second": 1000 * prompt_n / prompt_ms if prompt_ms else 0.0,
+        "predicted_n": predicted_n,
+        "predicted_ms": predicted_ms,
+        "predicted_per_token_ms": predicted_ms / predicted_n if predicted_n else 0.0,
+        "predicted_per_second": 1000 * predicted_n / predicted_ms if predicted_ms else 0.0,
+    }
+
+
+def _final(server: Server, body: InfillRequest, index: int, generation: Generation, *, streamed: bool) -> dict:
+    """llama.cpp's final result object (in a stream its `content` is "": the text went out in the partial chunks)."""
+    seed = generation.sampling.seed
+    return {
+        "index": index,
+        "content": "" if streamed else generation.text,
+        "tokens": [] if streamed or not body.return_tokens else list(generation.token_ids),
+        "id_slot": max(body.id_slot, 0),
+        "stop": True,
+        "model": server.settings.model_name,
+        "tokens_predicted": generation.completion_tokens,
+        "tokens_evaluated": generation.prompt_tokens,
+        "generation_settings": {
+            "n_ctx": server.max_context,
+            "model": server.settings.model_name,
+            "seed": -1 if seed is None else seed,
+            "temperature": generation.sampling.temperature,
+            "top_k": generation.sampling.top_k,
+            "top_p": generation.sampling.top_p,
+            "n_predict": generation.max_new_tokens,
+            "stop": list(body.stop),
+            "samplers": SAMPLERS,
+            "stream": body.stream,
+        },
+        "prompt": server.tokenizer.decode(generation.prompt.ids),
+        "has_new_line": "\n" in generation.text,
+        "truncated": generation.prompt.truncated,
+        "stop_type": generation.stopped_by,
+        "stopping_word": generation.stop_string or "",
+        "tokens_cached": generation.cached_tokens,
+        "timings": _timings(generation),
+    }
+
+
+def _only(fields: Sequence[str] | None, result: dict[str, Any]) -> dict[str, Any]:
+    """llama.cpp's `response_fields`: keep these fields; a path such as `timings/prompt_n` becomes a flat key."""
+    if not fields:
+        return result
+    kept: dict[str, Any] = {}
+    for path in fields:
+        value: Any = result
+        for part in path.split("/"):
+            if not isinstance(value, dict) or part not in value:
+                break
+            value = value[part]
+        else:
+            kept[path] = value
+    return kept
+
+
+def infill_prompt(server: Server, body: InfillRequest, max_new_tokens: int) -> Prompt:
+    check_can_infill(server.model, server.tokenizer)
+    chunks = [{"filename": chunk.filename, "text": chunk.text} for chunk in body.input_extra]
+    prefix = extra_context(chunks) + body.input_prefix + body.prompt
+    try:
+        return infilling_prompt(
+            server.tokenizer, prefix, body.input_suffix, max_context=server.max_context, max_new_tokens=max_new_tokens
+        )
+    except ValueError as error:
+        raise ServingError(400, f"input_prefix: {error}", param="input_prefix") from None
+
+
+@router.post("/infill", response_model=None)
+async def infill(body: InfillRequest, request: Request) -> Response:
+    """Fill in the middle between `input_prefix` (+ `prompt`) and `input_suffix`."""
+    server = server_of(request)
+    refused = unsupported_fields(body, body.NEUTRAL)
+    if refused:
+        raise ServingError(400, f"{refused[0]} is not supported by this server", param=refused[0])
+    requested = next((v for v in (body.n_predict, body.max_tokens, body.max_completion_tokens) if v is not None), None)
+    max_new_tokens = server.capped(requested, server.settings.max_tokens_cap)
+    prompt = infill_prompt(server, body, max_new_tokens)
+    count = body.n_cmpl or body.n or 1
+    server.check_choices(count, "n_cmpl")
+    seed = None if body.seed < 0 else body.seed
+    temperature = max(body.temperature, 0.0)
+
+    def factory(choice: int) -> Any:
+        params = sampling(temperature, body.top_p, body.top_k, None if seed is None else seed + choice)
+        return lambda: Generation(
+            server.engine,
+            server.tokenizer,
+            prompt,
+            max_new_tokens=max_new_tokens,
+            sampling=params,
+            stop=body.stop,
+            time_limit_ms=body.t_max_predict_ms,
+        )
+
+    generations = start_all([factory(choice) for choice in range(count)])
+
+    if not body.stream:
+        await run_all(request.receive, generations)
+        note_usage(request, generations)
+        results = [
+            _only(body.response_fields, _final(server, body, index, generation, streamed=False))
+            for index, generation in enumerate(generations)
+        ]
+        return JSONResponse(results if count > 1 else results[0])
+
+    async def events() -> AsyncIterator[str]:
+        async with watch_disconnect(request.receive, generations):
+            try:
+                async for index, delta in merged(generations):
+                    generation = generations[index]
+                    if not delta.text and delta.token_id == HELD_TEXT:
+                        continue
+                    yield sse_event(
+                        {
+                            "index": index,
+                            "content": delta.text,
+                            "tokens": [] if delta.token_id == HELD_TEXT else [delta.token_id],
+                            "stop": False,
+                            "id_slot": max(body.id_slot, 0),
+                            "tokens_predicted": generation.completion_tokens,
+                            "tokens_evaluated": generation.prompt_tokens,
+                        }
+                    )
+                note_usage(request, generations)
+                for index, generation in enumerate(generations):
+                    yield sse_event(_final(server, body, index, generation, streamed=True))
+            except ServingError as error:
+                yield sse_event(error_body(LLAMACPP, error))
+            except Exception as error:  # the engine failed this request: tell the client, keep serving others
+                yield sse_event(error_body(LLAMACPP, ServingError(500, f"generation failed: {error}")))
+
+    return event_stream(events())
+
+
+__all__ = ["router"]

@@ -1,0 +1,308 @@
+"""Request and response bodies of each protocol, as typed models (FastAPI validates requests against them).
+
+Requests are strict: a field of the wrong type, a number out of range or a field the protocol does not have is a 4xx
+naming the field, never a coercion. Fields a protocol has but this server does not implement are accepted only at
+their neutral value (`unsupported_fields` lists the rest, so the handler refuses them by name). Field facts:
+`SERVING.md` (OpenAI's openapi spec, llama.cpp's server, TGI's router).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def unsupported_fields(request: BaseModel, neutral: dict[str, Any]) -> list[str]:
+    """The fields of `request` that are set to something other than their neutral value (unimplemented features)."""
+    return [name for name, value in neutral.items() if getattr(request, name) not in (value, None)]
+
+
+# ---------------------------------------------------------------------------------------------------- OpenAI
+class StreamOptions(_Strict):
+    include_usage: bool = False
+
+
+class CompletionRequest(_Strict):
+    """`POST /v1/completions`: OpenAI's legacy completions; `suffix` (even "") means fill-in-the-middle."""
+
+    model: str
+    prompt: str | list[str]
+    suffix: str | None = None
+    max_tokens: int | None = Field(default=16, ge=0)
+    temperature: float | None = Field(default=1.0, ge=0, le=2)
+    top_p: float | None = Field(default=1.0, ge=0, le=1)
+    n: int = Field(default=1, ge=1, le=128)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    stop: str | list[str] | None = Field(default=None, max_length=4)
+    echo: bool = False
+    seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)
+    user: str | None = None
+    # OpenAI fields without an implementation here: refused unless neutral.
+    logprobs: int | None = None
+    best_of: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+
+    NEUTRAL: ClassVar[dict[str, Any]] = {
+        "logprobs": None,
+        "best_of": 1,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "logit_bias": {},
+    }
+
+
+class TextPart(_Strict):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(_Strict):
+    role: Literal["system", "user", "assistant"]
+    content: str | list[TextPart]
+    name: str | None = None
+
+    def text(self) -> str:
+        """The message's text (content parts joined)."""
+        return self.content if isinstance(self.content, str) else "".join(part.text for part in self.content)
+
+
+class ChatCompletionRequest(_Strict):
+    """`POST /v1/chat/completions` for Code Llama - Instruct checkpoints."""
+
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=0)
+    max_completion_tokens: int | None = Field(default=None, ge=0)
+    temperature: float | None = Field(default=1.0, ge=0, le=2)
+    top_p: float | None = Field(default=1.0, ge=0, le=1)
+    n: int = Field(default=1, ge=1, le=128)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    stop: str | list[str] | None = Field(default=None, max_length=4)
+    seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)
+    user: str | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+
+    NEUTRAL: ClassVar[dict[str, Any]] = {
+        "logprobs": False,
+        "top_logprobs": None,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "logit_bias": {},
+    }
+
+
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: PromptTokensDetails | None = None
+
+
+class CompletionChoice(BaseModel):
+    index: int
+    text: str
+    logprobs: None = None
+    finish_reason: Literal["stop", "length"] | None
+
+
+class Completion(BaseModel):
+    """A `text_completion` object: the whole response, or one stream chunk (the same shape, per OpenAI)."""
+
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+    truncated: bool | None = None  # this server's: the infilling budget cut the prefix or suffix
+
+
+class ChatMessageOut(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: ChatMessageOut
+    logprobs: None = None
+    finish_reason: Literal["stop", "length"]
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+
+
+class ChatDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChatChunkChoice(BaseModel):
+    index: int
+    delta: ChatDelta
+    logprobs: None = None
+    finish_reason: Literal["stop", "length"] | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    usage: Usage | None = None
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "transformers-codellama"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+# ---------------------------------------------------------------------------------------------------- llama.cpp
+class ExtraChunk(BaseModel):
+    """One `input_extra` chunk (other keys, such as llama.vscode's `time`, are ignored as llama.cpp does)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+    text: str
+    filename: str = "tmp"
+
+
+class InfillRequest(_Strict):
+    """`POST /infill` as llama.cpp's server takes it and llama.vscode / llama.vim send it."""
+
+    input_prefix: str
+    input_suffix: str
+    input_extra: list[ExtraChunk] = []
+    prompt: str = ""
+    n_predict: int | None = Field(default=None, ge=-1)
+    max_tokens: int | None = Field(default=None, ge=-1)
+    max_completion_tokens: int | None = Field(default=None, ge=-1)
+    stream: bool = False
+    temperature: float = Field(default=0.8, ge=-2, le=100)
+    top_k: int = Field(default=40, ge=0)
+    top_p: float = Field(default=0.95, ge=0, le=1)
+    min_p: float = Field(default=0.05, ge=0, le=1)
+    stop: list[str] = []
+    seed: int = Field(default=-1, ge=-(2**63), lt=2**63)
+    n_cmpl: int | None = Field(default=None, ge=1)
+    n: int | None = Field(default=None, ge=1)
+    t_max_predict_ms: int | None = Field(default=None, ge=0)
+    return_tokens: bool = False
+    response_fields: list[str] | None = None
+    # Accepted and without effect here (documented): the prompt cache is always on, one scheduler has no slots.
+    samplers: list[str] | str | None = None
+    cache_prompt: bool = True
+    id_slot: int = -1
+    n_indent: int = Field(default=0, ge=0)
+    t_max_prompt_ms: int | None = None
+    timings_per_token: bool = False
+    model: str | None = None
+    # Refused unless neutral.
+    n_probs: int = 0
+    lora: list[dict[str, Any]] | None = None
+
+    NEUTRAL: ClassVar[dict[str, Any]] = {"n_probs": 0, "lora": []}
+
+
+# ---------------------------------------------------------------------------------------------------- TGI
+class TgiParameters(_Strict):
+    """TGI's `parameters`, validated as TGI validates them (e.g. `temperature > 0`, `0 < top_p < 1`)."""
+
+    max_new_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, gt=0, le=100)
+    top_p: float | None = Field(default=None, gt=0, lt=1)
+    top_k: int | None = Field(default=None, gt=0)
+    do_sample: bool = False
+    stop: list[str] = Field(default=[], max_length=4)
+    return_full_text: bool | None = None
+    seed: int | None = Field(default=None, ge=0, lt=2**63)
+    details: bool = False
+    decoder_input_details: bool = False
+    truncate: int | None = None
+    repetition_penalty: float | None = None
+    frequency_penalty: float | None = None
+    best_of: int | None = None
+    typical_p: float | None = None
+    watermark: bool = False
+    top_n_tokens: int | None = None
+    grammar: dict[str, Any] | None = None
+    adapter_id: str | None = None
+
+    NEUTRAL: ClassVar[dict[str, Any]] = {
+        "decoder_input_details": False,
+        "truncate": None,
+        "repetition_penalty": 1.0,
+        "frequency_penalty": 0.0,
+        "best_of": 1,
+        "typical_p": None,
+        "watermark": False,
+        "top_n_tokens": None,
+        "grammar": None,
+        "adapter_id": None,
+    }
+
+
+class TgiRequest(_Strict):
+    """`POST /generate`, `/generate_stream` and `/` (where `InferenceClient(base_url=...)` posts)."""
+
+    inputs: str
+    parameters: TgiParameters = TgiParameters()
+    stream: bool = False
+
+
+class TgiToken(BaseModel):
+    id: int
+    text: str
+    logprob: float | None = None
+    special: bool
+
+
+class TgiDetails(BaseModel):
+    finish_reason: Literal["length", "eos_token", "stop_sequence"]
+    generated_tokens: int
+    seed: int | None = None
+    input_length: int | None = None
+    prefill: list[Any] = []
+    tokens: list[TgiToken] = []
+
+
+class TgiResponse(BaseModel):
+    generated_text: str
+    details: TgiDetails | None = None
+
+
+class TgiStreamEvent(BaseModel):
+    index: int
+    token: TgiToken
+    generated_text: str | None = None
+    details: TgiDetails | None = None

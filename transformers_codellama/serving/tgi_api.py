@@ -1,0 +1,202 @@
+"""Text Generation Inference's API: `POST /generate`, `POST /generate_stream`, `POST /` and `GET /info`.
+
+`POST /` is where `huggingface_hub.InferenceClient(base_url=...)` posts `text_generation` (a JSON array back, or a
+stream with `"stream": true`); llm-vscode's TGI backend posts to `/generate`. `inputs` infills when it holds
+`<FILL_ME>` (exactly as the pipeline) or is an editor template (`<PRE> {prefix} <SUF>{suffix} <MID>`, what llm-ls
+sends); the generated text is then the middle. Parameters are validated as TGI does (e.g. `temperature > 0`,
+`0 < top_p < 1`, at most 4 stop sequences); setting `temperature`, `top_k` or `top_p` turns sampling on, as in TGI.
+Errors are `{"error", "error_type"}` with TGI's statuses (422 for invalid requests).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse, Response
+
+from ..infilling import FILL_TOKEN
+from .app import Server, note_usage, sampling, server_of
+from .errors import TGI, ServingError, error_body
+from .generation import HELD_TEXT, Generation, event_stream, run_all, sse_event, start_all, watch_disconnect
+from .prompts import Prompt, check_can_infill, completion_prompt, infilling_prompt, split_infilling
+from .protocol import TgiDetails, TgiParameters, TgiRequest, TgiResponse, TgiStreamEvent, TgiToken, unsupported_fields
+
+router = APIRouter()
+DEFAULT_MAX_NEW_TOKENS = 100  # TGI's default when a request sets none
+
+
+def _prompt(server: Server, inputs: str, max_new_tokens: int) -> Prompt:
+    parts = split_infilling(inputs)
+    if parts is None:
+        return completion_prompt(
+            server.tokenizer, inputs, max_context=server.max_context, max_new_tokens=max_new_tokens
+        )
+    check_can_infill(server.model, server.tokenizer)
+    return infilling_prompt(
+        server.tokenizer, *parts, max_context=server.max_context, max_new_tokens=max_new_tokens, text=inputs
+    )
+
+
+def _full_text(prompt: Prompt, text: str) -> str:
+    """`return_full_text`: a `<FILL_ME>` prompt gives the filled code (as the pipeline), any other the input + text."""
+    if FILL_TOKEN in prompt.text:
+        return prompt.prefix + text + prompt.suffix
+    return prompt.text + text
+
+
+def _finish(generation: Generation) -> str:
+    if generation.stop_string is not None:
+        return "stop_sequence"
+    return "eos_token" if generation.finish_reason == "stop" else "length"
+
+
+def _start(server: Server, body: TgiRequest) -> tuple[Generation, TgiParameters]:
+    parameters = body.parameters
+    refused = unsupported_fields(parameters, parameters.NEUTRAL)
+    if refused:
+        raise ServingError(422, f"parameters.{refused[0]} is not supported by this server", param=refused[0])
+    max_new_tokens = server.capped(parameters.max_new_tokens, DEFAULT_MAX_NEW_TOKENS)
+    prompt = _prompt(server, body.inputs, max_new_tokens)
+    sample = parameters.do_sample or any(
+        value is not None for value in (parameters.temperature, parameters.top_k, parameters.top_p)
+    )
+    seed = parameters.seed
+    if sample and seed is None:
+        seed = random.randrange(2**63)  # reported back in `details`, as TGI does
+    params = sampling(
+        (parameters.temperature or 1.0) if sample else 0.0, parameters.top_p, parameters.top_k, seed if sample else None
+    )
+    [generation] = start_all(
+        [
+            lambda: Generation(
+                server.engine,
+                server.tokenizer,
+                prompt,
+                max_new_tokens=max_new_tokens,
+                sampling=params,
+                stop=parameters.stop,
+            )
+        ]
+    )
+    return generation, parameters
+
+
+def _details(generation: Generation, parameters: TgiParameters) -> TgiDetails | None:
+    if not parameters.details:
+        return None
+    return TgiDetails(
+        finish_reason=_finish(generation),  # type: ignore[arg-type]
+        generated_tokens=generation.completion_tokens,
+        seed=generation.sampling.seed,
+        input_length=generation.prompt_tokens,
+    )
+
+
+async def _generate(server: Server, body: TgiRequest, request: Request, *, full_text_default: bool) -> TgiResponse:
+    generation, parameters = _start(server, body)
+    await run_all(request.receive, [generation])
+    note_usage(request, [generation])
+    full = parameters.return_full_text if parameters.return_full_text is not None else full_text_default
+    text = _full_text(generation.prompt, generation.text) if full else generation.text
+    return TgiResponse(generated_text=text, details=_details(generation, parameters))
+
+
+def _stream(server: Server, body: TgiRequest, request: Request, *, full_text_default: bool) -> Response:
+    generation, parameters = _start(server, body)
+    full = parameters.return_full_text if parameters.return_full_text is not None else full_text_default
+    special = set(server.tokenizer.all_special_ids)
+
+    def event(token: TgiToken, index: int, *, last: bool) -> str:
+        payload = TgiStreamEvent(index=index, token=token)
+        if last:
+            payload.generated_text = _full_text(generation.prompt, generation.text) if full else generation.text
+            payload.details = _details(generation, parameters)
+        return sse_event(payload.model_dump())
+
+    async def events() -> AsyncIterator[str]:
+        # TGI sends one event per generated id and puts `generated_text` on the last, so each event waits for the next.
+        pending: TgiToken | None = None
+        index = 0
+        async with watch_disconnect(request.receive, [generation]):
+            try:
+                async for delta in generation:
+                    if delta.token_id == HELD_TEXT:
+                        if pending is None:
+                            pending = TgiToken(id=server.tokenizer.eos_token_id, text="", special=True)
+                        pending.text += delta.text
+                        continue
+                    if pending is not None:
+                        index += 1
+                        yield event(pending, index, last=False)
+                    pending = TgiToken(id=delta.token_id, text=delta.text, special=delta.token_id in special)
+                note_usage(request, [generation])
+                if generation.stop_id is not None:
+                    if pending is not None:
+                        index += 1
+                        yield event(pending, index, last=False)
+                    pending = TgiToken(id=generation.stop_id, text="", special=True)
+                if pending is None:
+                    pending = TgiToken(id=server.tokenizer.eos_token_id, text="", special=True)
+                index += 1
+                yield event(pending, index, last=True)
+            except ServingError as error:
+                yield sse_event(error_body(TGI, error))
+            except Exception as error:  # the engine failed this request: tell the client, keep serving others
+                yield sse_event(error_body(TGI, ServingError(500, f"generation failed: {error}")))
+
+    return event_stream(events())
+
+
+@router.post("/generate", response_model=None)
+async def generate(body: TgiRequest, request: Request) -> Response:
+    """TGI `/generate`: `{generated_text, details?}` (the full text only with `return_full_text: true`)."""
+    response = await _generate(server_of(request), body, request, full_text_default=False)
+    return JSONResponse(response.model_dump(exclude_none=True))
+
+
+@router.post("/generate_stream", response_model=None)
+async def generate_stream(body: TgiRequest, request: Request) -> Response:
+    """TGI `/generate_stream`: one event per generated id, `generated_text` on the last, no `[DONE]`."""
+    return _stream(server_of(request), body, request, full_text_default=False)
+
+
+@router.post("/", response_model=None)
+async def compat_generate(body: TgiRequest, request: Request) -> Response:
+    """TGI's compatibility route (`InferenceClient(base_url=...)`): an array, or a stream with `"stream": true`.
+
+    As in TGI, the full text (prompt included) is the default here for a text-generation model.
+    """
+    server = server_of(request)
+    if body.stream:
+        return _stream(server, body, request, full_text_default=True)
+    response = await _generate(server, body, request, full_text_default=True)
+    return JSONResponse([response.model_dump(exclude_none=True)])
+
+
+@router.get("/info", response_model=None)
+async def info(request: Request) -> Response:
+    """TGI's `/info` (Continue reads `model_id` and `max_input_length`)."""
+    server = server_of(request)
+    from .. import __version__
+
+    parameter = next(server.model.parameters(), None)
+    return JSONResponse(
+        {
+            "model_id": server.settings.model_name,
+            "model_dtype": str(getattr(parameter, "dtype", "")).removeprefix("torch."),
+            "model_device_type": str(getattr(getattr(parameter, "device", None), "type", "cpu")),
+            "max_input_tokens": server.max_context - 1,
+            "max_input_length": server.max_context - 1,
+            "max_total_tokens": server.max_context,
+            "max_stop_sequences": 4,
+            "max_best_of": 1,
+            "max_concurrent_requests": server.settings.max_choices,
+            "router": "codellama-serve",
+            "version": __version__,
+        }
+    )
+
+
+__all__ = ["router"]
