@@ -9,9 +9,9 @@ import httpx
 import openai
 import pytest
 from live_server import load, serve
+from real_data import code_cuts
 from tiny_checkpoints import make_checkpoint
 
-from tests.conftest import code_cuts
 from transformers_codellama.serving.app import create_app
 
 CLIENTS = 8

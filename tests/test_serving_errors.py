@@ -182,8 +182,8 @@ def test_cors_only_for_configured_origins(tmp_path):
 
 def test_models_without_infilling_refuse_it_and_still_complete(tmp_path):
     from live_server import load
+    from real_data import LLAMA2_MODEL
     from starlette.testclient import TestClient
-    from tiny_checkpoints import LLAMA2_MODEL
 
     from transformers_codellama.serving.app import create_app
 

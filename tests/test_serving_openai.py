@@ -10,9 +10,8 @@ import httpx
 import openai
 import pytest
 from live_server import load, serve
+from real_data import code_cuts
 from tiny_checkpoints import MetaReference, greedy, make_checkpoint
-
-from tests.conftest import code_cuts
 
 MAX = 12
 

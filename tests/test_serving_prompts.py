@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from meta_tokenizer import MetaTokenizer
+from real_data import CODELLAMA_MODEL, code_cuts, stdlib_sources
 
-from tests.conftest import CODELLAMA_MODEL, code_cuts, stdlib_sources
-from tests.meta_tokenizer import MetaTokenizer
 from transformers_codellama.serving.errors import ServingError
 from transformers_codellama.serving.prompts import (
     chat_prompt,

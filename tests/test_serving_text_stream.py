@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 
 import pytest
+from meta_tokenizer import MetaTokenizer
+from real_data import stdlib_sources
 
-from tests.conftest import stdlib_sources
-from tests.meta_tokenizer import MetaTokenizer
 from transformers_codellama.serving.text_stream import IncrementalDecoder, StopStrings, TextStream
 
 BYTE_IDS = range(3, 259)  # <0x00>..<0xFF>: byte-fallback pieces

@@ -95,7 +95,7 @@ class Server:
 
 def server_of(request: Request) -> Server:
     """The `Server` behind `request`."""
-    return request.app.state.server  # type: ignore[no-any-return]
+    return request.app.state.server
 
 
 def sampling(temperature: float | None, top_p: float | None, top_k: int | None, seed: int | None) -> SamplingParams:
