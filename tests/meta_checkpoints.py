@@ -2,7 +2,7 @@
 
 The writer splits every tensor along Meta's model-parallel axes (wq wk wv w1 w3 output: rows; wo w2
 tok_embeddings: columns; norms copied into every shard). The forward is written from Meta's `llama/model.py`
-independently of `conversion/verify.py`: rotary here is a real-valued rotation of interleaved channel pairs
+independently of `transformers_codellama/conversion/verify.py`: rotary here is a real-valued rotation of interleaved channel pairs
 (verify.py uses complex numbers), attention is an explicit loop over kv groups, so the two do not share mistakes.
 """
 

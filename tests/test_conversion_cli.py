@@ -36,7 +36,10 @@ ENV = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TOKENIZERS_PARALLELIS
 def run_cli(*args: str | Path, entry: str = "module", env: dict | None = None) -> subprocess.CompletedProcess:
     command = {
         "module": [sys.executable, "-m", MODULE],
-        "script": [sys.executable, str(REPO / "conversion" / "convert_codellama_weights_to_hf.py")],
+        "script": [
+            sys.executable,
+            str(REPO / "transformers_codellama" / "conversion" / "convert_codellama_weights_to_hf.py"),
+        ],
         "console": [shutil.which("codellama-convert") or "codellama-convert"],
     }[entry]
     return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, env=env or ENV, timeout=300)
@@ -103,7 +106,7 @@ def test_config_and_files(converted) -> None:
     assert (config.variant, config.supports_infilling) == (case.variant, case.infilling)
     assert config.dtype == case.dtype
     assert json.loads((output / "generation_config.json").read_text())["eos_token_id"] == case.eos
-    assert "auto_map" in json.loads((output / "config.json").read_text())
+    assert_auto_map_is_loadable(output)
     card = (output / "README.md").read_text()
     assert card.startswith("---\nlicense: llama2\nlibrary_name: transformers\npipeline_tag: text-generation\n")
     assert case.directory in card
@@ -114,6 +117,21 @@ def test_config_and_files(converted) -> None:
     assert len(names) == 3 + 9 * spec.n_layers and not any("rope" in n for n in names)
     assert (output / "model.safetensors.index.json").is_file() == (len(list(output.glob("*.safetensors"))) > 1)
     assert not [p for p in output.parent.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def assert_auto_map_is_loadable(output: Path) -> None:
+    """Every class the checkpoint's auto_map names is defined in a code file saved beside the weights."""
+    config_map = json.loads((output / "config.json").read_text())["auto_map"]
+    tokenizer_map = json.loads((output / "tokenizer_config.json").read_text())["auto_map"]
+    assert set(config_map) == {"AutoConfig", "AutoModel", "AutoModelForCausalLM"}
+    assert set(tokenizer_map) == {"AutoTokenizer"} and len(tokenizer_map["AutoTokenizer"]) == 2
+    entries = [*config_map.values(), *tokenizer_map["AutoTokenizer"]]
+    assert {entry.rsplit(".", 1)[1] for entry in entries} == {
+        "CodeLlamaConfig", "CodeLlamaModel", "CodeLlamaForCausalLM", "CodeLlamaTokenizer", "CodeLlamaTokenizerFast"
+    }  # fmt: skip
+    for entry in entries:
+        module, name = entry.rsplit(".", 1)
+        assert f"\nclass {name}(" in (output / f"{module}.py").read_text(), entry
 
 
 def test_tokenizer(converted) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..releases import CUSTOM_SIZE
+
 LICENSE_URL = "https://github.com/meta-llama/codellama/blob/main/LICENSE"
 
 
@@ -25,7 +27,7 @@ class CardFacts:
 
 def original_name(model_size: str, variant: str, directory_name: str) -> str:
     """Meta's name for the checkpoint (`CodeLlama-34b-Python`); the input directory's name for custom shapes."""
-    if model_size == "custom":
+    if model_size == CUSTOM_SIZE:
         return directory_name
     suffix = {"base": "", "python": "-Python", "instruct": "-Instruct"}[variant]
     return f"CodeLlama-{model_size.lower()}{suffix}"

@@ -1,10 +1,10 @@
 """Command line: convert Meta's Code Llama checkpoints (`consolidated.NN.pth`) to the Hugging Face format.
 
     codellama-convert --input-dir CodeLlama-13b-Instruct --output-dir CodeLlama-13b-Instruct-hf --verify
-    python conversion/convert_codellama_weights_to_hf.py --input_dir ... --output_dir ...
+    python -m transformers_codellama.conversion.convert_codellama_weights_to_hf --input_dir ... --output_dir ...
 
 The work is done by `transformers_codellama.conversion.convert.convert`; this module only parses arguments. Absolute
-imports, because the file also runs as a script.
+imports, because the file also runs as a script (`python path/to/convert_codellama_weights_to_hf.py`).
 """
 
 from __future__ import annotations
