@@ -35,6 +35,7 @@ from .mapping import (
 )
 from .meta_checkpoint import MetaCheckpoint
 from .model_card import CardFacts, model_card, original_name
+from .stock_tokenizer import save_stock_tokenizer
 from .verify import verify_conversion
 from .writer import ShardWriter, TensorSpec, check_output_dir, parse_size, staged_output
 
@@ -219,9 +220,13 @@ def _write_metadata(
     )
     config.save_pretrained(staging)
     generation_config_for(config, tokenizer).save_pretrained(staging)  # stops on EOT / <step> where they apply
-    tokenizer.save_pretrained(staging)
     if output_format == "codellama":
+        tokenizer.save_pretrained(staging)
         save_remote_code(staging)  # code files + auto_map: loads with trust_remote_code, no plugin
+    else:  # stock engines: exact ids through stock AutoTokenizer, no code files
+        save_stock_tokenizer(
+            tokenizer, staging, tokenizer_model=checkpoint.tokenizer_path, context_length=config.max_position_embeddings
+        )
     facts = CardFacts(
         original_name=original_name(size, variant, checkpoint.directory.resolve().name),
         model_size=size,

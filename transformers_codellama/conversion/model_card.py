@@ -43,7 +43,9 @@ def model_card(facts: CardFacts) -> str:
     else:
         loading = (
             "It is a plain Llama-architecture checkpoint (`model_type: llama`) that stock transformers, vLLM, TGI and "
-            "llama.cpp's converter read; the tokenizer files are Code Llama's."
+            "llama.cpp's converter read. Its tokenizer loads with stock `AutoTokenizer` as a `PreTrainedTokenizerFast` "
+            "that gives SentencePiece's ids, so infilling prompts written as `<PRE> {prefix} <SUF>{suffix} <MID>` are "
+            "tokenized as Meta's tokenizer tokenizes them."
         )
     infilling = (
         "It supports infilling (fill-in-the-middle); generation stops on `▁<EOT>` as well as `</s>`."
