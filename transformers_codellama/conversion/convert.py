@@ -5,7 +5,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,28 +125,44 @@ BLOCK_BYTES = 16 * 2**20
 
 
 def row_blocks(
-    slices: list[torch.Tensor], *, axis: int | None, heads: int | None, dtype: torch.dtype
+    slices: list[torch.Tensor],
+    *,
+    axis: int | None,
+    heads: int | None,
+    dtype: torch.dtype,
+    release: Callable[[torch.Tensor], None] | None = None,
 ) -> Iterator[torch.Tensor]:
     """The merged (and, for wq/wk, rotary-permuted) tensor as consecutive row blocks of about BLOCK_BYTES.
 
     Slices split along rows are whole row ranges of the result, and each holds whole heads, so they are permuted
     one by one; slices split along columns are joined a block of rows at a time. No block is ever the whole tensor.
+    Each piece of `slices` is passed to `release` once it has been read (and its block written), so the memory
+    read from the shards stays at about one block.
     """
+    release = release or (lambda piece: None)
     if axis is None:
         slices = slices[:1]  # replicated: every shard holds the same values
-    if heads is not None and heads % len(slices):  # heads straddle shards (never in Meta's releases): merge first
-        slices, axis = [permute_rotary(torch.cat(slices), heads)], 0
-    elif heads is not None:
-        slices = [permute_rotary(piece, heads // len(slices)) for piece in slices]
+    if heads is not None:
+        if heads % len(slices):  # heads straddle shards (never in Meta's releases): merge first
+            permuted, axis = [permute_rotary(torch.cat(slices), heads)], 0
+        else:
+            permuted = [permute_rotary(piece, heads // len(slices)) for piece in slices]
+        for piece in slices:
+            release(piece)  # the permuted rows are a copy
+        slices, release = permuted, (lambda piece: None)
     row_elements = slices[0][0].numel() * (len(slices) if axis == 1 else 1)
     step = max(1, BLOCK_BYTES // (row_elements * dtype.itemsize))
     if axis == 1:
         for row in range(0, slices[0].shape[0], step):
-            yield torch.cat([piece[row : row + step] for piece in slices], dim=1).to(dtype)
+            pieces = [piece[row : row + step] for piece in slices]
+            yield torch.cat(pieces, dim=1).to(dtype)
+            for piece in pieces:
+                release(piece)
         return
     for piece in slices:
         for row in range(0, piece.shape[0], step):
             yield piece[row : row + step].to(dtype)
+            release(piece[row : row + step])
 
 
 def _advancing(progress: Any, blocks: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
@@ -166,7 +182,9 @@ def _write_weights(
         for group in checkpoint.groups():
             for name, slices in checkpoint.read_slices(group):
                 heads = rotary_heads(name, checkpoint.params)
-                blocks = row_blocks(slices, axis=shard_axis(name), heads=heads, dtype=dtype)
+                blocks = row_blocks(
+                    slices, axis=shard_axis(name), heads=heads, dtype=dtype, release=checkpoint.release_pages
+                )
                 writer.write(names[name], _advancing(progress, blocks))
     writer.finish()
     return writer

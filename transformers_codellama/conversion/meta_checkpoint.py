@@ -22,6 +22,7 @@ import sentencepiece
 import torch
 
 from .errors import ConversionError
+from .mapped_pages import MappedPages
 from .mapping import DROPPED_TENSORS, MetaParams, meta_shapes, parse_params, shard_axis
 
 _SHARD_NAME = re.compile(r"consolidated\.(\d{2})\.pth")
@@ -80,6 +81,7 @@ class MetaCheckpoint:
     vocab_size: int
     dtype: torch.dtype
     shapes: dict[str, tuple[int, ...]] = field(repr=False)  # full (merged) shape of every tensor to convert
+    _pages: MappedPages = field(default_factory=MappedPages, repr=False, compare=False)
 
     @classmethod
     def open(cls, directory: str | Path) -> MetaCheckpoint:
@@ -115,11 +117,24 @@ class MetaCheckpoint:
         return [["tok_embeddings.weight"], *layers, ["norm.weight", "output.weight"]]
 
     def read_slices(self, names: Sequence[str]) -> Iterator[tuple[str, list[torch.Tensor]]]:
-        """Yield each named tensor's model-parallel slices (memory-mapped); the mappings close after the group."""
+        """Yield each named tensor's model-parallel slices (memory-mapped); the mappings close after the group.
+
+        Pieces of the slices may be handed to `release_pages` once they have been used, so that the pages read stay
+        bounded by what is being written rather than by the group.
+        """
         states = [load_shard(path) for path in self.shard_paths]
-        for name in names:
-            yield name, [state[name] for state in states]
-        del states
+        for path, state in zip(self.shard_paths, states, strict=True):
+            self._pages.register(path, state.values())
+        try:
+            for name in names:
+                yield name, [state[name] for state in states]
+        finally:
+            self._pages.clear()  # before the mappings close
+            del states
+
+    def release_pages(self, tensor: torch.Tensor) -> None:
+        """Drop the pages of `tensor` (a contiguous piece of a slice from `read_slices`) from resident memory."""
+        self._pages.release(tensor)
 
     def read(self, names: Sequence[str]) -> Iterator[tuple[str, torch.Tensor]]:
         """Yield each named tensor merged from its model-parallel slices."""
