@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -35,21 +36,28 @@ def write_meta_checkpoint(
     """
     directory = Path(directory)
     vocab_size = weights["model.embed_tokens.weight"].shape[0]
-    parts: list[dict[str, torch.Tensor]] = [{} for _ in range(shards)]
-    for meta_name, shape in meta_shapes(params, vocab_size).items():
-        tensor = weights[str(hf_name(meta_name))]
-        if tuple(tensor.shape) != shape:
-            raise ConversionError(f"{hf_name(meta_name)}: shape {tuple(tensor.shape)}; params imply {shape}")
-        heads = rotary_heads(meta_name, params)
-        if heads is not None:
-            tensor = unpermute_rotary(tensor, heads)
-        # Clones: torch.save writes a view's whole storage, so each slice must own its memory.
-        for part, piece in zip(parts, split_for_shards(meta_name, tensor, shards), strict=True):
-            part[meta_name] = piece.clone()
-        del tensor
     directory.mkdir(parents=True, exist_ok=True)
-    for index, part in enumerate(parts):
-        torch.save(part, directory / f"consolidated.{index:02d}.pth")
+    parts: list[dict[str, torch.Tensor]] = [{} for _ in range(shards)]
+    # Each slice waits for its shard's torch.save in a file of its own (torch.save writes a view's whole storage,
+    # so slices must own their bytes anyway): memory holds one tensor at a time, not the whole checkpoint.
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".slices-") as scratch:
+        for meta_name, shape in meta_shapes(params, vocab_size).items():
+            tensor = weights[str(hf_name(meta_name))]
+            if tuple(tensor.shape) != shape:
+                raise ConversionError(f"{hf_name(meta_name)}: shape {tuple(tensor.shape)}; params imply {shape}")
+            heads = rotary_heads(meta_name, params)
+            if heads is not None:
+                tensor = unpermute_rotary(tensor, heads)
+            for index, piece in enumerate(split_for_shards(meta_name, tensor, shards)):
+                path = Path(scratch) / f"{index}.{meta_name}"
+                parts[index][meta_name] = torch.from_file(
+                    str(path), shared=True, size=piece.numel(), dtype=piece.dtype
+                ).view(piece.shape)
+                parts[index][meta_name].copy_(piece)
+            del tensor
+        for index, part in enumerate(parts):
+            torch.save(part, directory / f"consolidated.{index:02d}.pth")
+            part.clear()
     (directory / "params.json").write_text(json.dumps(params_json(params), indent=2) + "\n", encoding="utf-8")
     shutil.copyfile(tokenizer_model, directory / "tokenizer.model")
     return directory
