@@ -3,12 +3,11 @@ measured side by side in one run (medians of interleaved repeats).
 
     python benchmarks/bench_generation.py [--new-tokens 32] [--repeats 15] [--threads 1]
 
-Target (issue 3): Code Llama tokens/s >= 0.98x stock Llama's.
+Target: Code Llama tokens/s >= 0.98x stock Llama's.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -16,20 +15,13 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import MODEL_SIZES, alternating, save
+from common import MODEL_SIZES, alternating, generation_arguments, generation_results, save
 
 from transformers_codellama import CodeLlamaConfig, CodeLlamaForCausalLM
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated per call (forced)")
-    parser.add_argument("--repeats", type=int, default=15, help="interleaved repeats; medians are reported")
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch threads (1 keeps timings steady on a busy machine)"
-    )
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = generation_arguments(__doc__)
 
     torch.manual_seed(0)
     codellama = CodeLlamaForCausalLM(CodeLlamaConfig(**MODEL_SIZES)).eval()
@@ -57,15 +49,9 @@ def main() -> None:
         )
     tokens_per_s = {name: args.new_tokens / seconds for name, seconds in times.items()}
     ratio = tokens_per_s["codellama"] / tokens_per_s["llama"]
-    results = {
-        "model": MODEL_SIZES,
-        "new_tokens": args.new_tokens,
-        "repeats": args.repeats,
-        "median_seconds": times,
-        "tokens_per_s": tokens_per_s,
-        "ratio_codellama_over_llama": ratio,
-        "target": ">= 0.98",
-    }
+    results = generation_results(
+        args, times, tokens_per_s=tokens_per_s, ratio_codellama_over_llama=ratio, target=">= 0.98"
+    )
     path = save("generation", results)
     for name, rate in tokens_per_s.items():
         print(f"{name:>10}: {rate:8.1f} tokens/s (median {times[name] * 1e3:.1f} ms per call)")

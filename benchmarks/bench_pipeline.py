@@ -3,12 +3,11 @@
 
     python benchmarks/bench_pipeline.py [--new-tokens 32] [--repeats 15] [--threads 1]
 
-Target (issue 3): pipeline overhead <= 5% over the hand-written loop.
+Target: pipeline overhead <= 5% over the hand-written loop.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import tempfile
@@ -18,7 +17,7 @@ import torch
 from transformers import pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import MODEL_SIZES, SHARED_DATA, alternating, save
+from common import MODEL_SIZES, SHARED_DATA, alternating, generation_arguments, generation_results, save
 
 from transformers_codellama import CodeLlamaConfig, CodeLlamaForCausalLM, CodeLlamaTokenizerFast
 from transformers_codellama.modeling_code_llama import generation_config_for
@@ -27,14 +26,7 @@ PROMPT = 'def remove_non_ascii(s: str) -> str:\n    """ <FILL_ME>\n    return re
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated per call (forced)")
-    parser.add_argument("--repeats", type=int, default=15, help="interleaved repeats; medians are reported")
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch threads (1 keeps timings steady on a busy machine)"
-    )
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = generation_arguments(__doc__)
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
     tokenizer = CodeLlamaTokenizerFast(vocab_file=str(SHARED_DATA / "codellama.model"))
@@ -62,14 +54,7 @@ def main() -> None:
     with torch.inference_mode():
         times = alternating({"by_hand": by_hand, "pipeline": through_pipeline}, args.repeats)
     overhead = times["pipeline"] / times["by_hand"] - 1
-    results = {
-        "model": MODEL_SIZES,
-        "new_tokens": args.new_tokens,
-        "repeats": args.repeats,
-        "median_seconds": times,
-        "pipeline_overhead": overhead,
-        "target": "<= 0.05",
-    }
+    results = generation_results(args, times, pipeline_overhead=overhead, target="<= 0.05")
     path = save("pipeline", results)
     for name, seconds in times.items():
         print(f"{name:>10}: {seconds * 1e3:8.1f} ms per infilling call (median)")

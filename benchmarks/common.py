@@ -2,33 +2,29 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from transformers_codellama.stdlib_corpus import stdlib_sources
+
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+# Where Meta's real tokenizer models are is the tests' fact (`tests/real_data.py`); the benchmarks read it there.
+sys.path.insert(0, str(REPO / "tests"))
+from real_data import SHARED_DATA  # noqa: E402
+
 RESULTS_DIR = Path(os.environ.get("BENCH_RESULTS_DIR", REPO / "benchmarks" / "results"))
 
 
 def real_code(megabytes: float) -> list[str]:
     """Python standard library sources (whole files, sorted) adding up to about `megabytes` MB."""
-    root = Path(os.__file__).parent
-    texts, size = [], 0
-    for path in sorted(root.rglob("*.py")):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError):
-            continue
-        texts.append(text)
-        size += len(text.encode())
-        if size >= megabytes * 1e6:
-            break
-    return texts
+    return stdlib_sources(max_bytes=int(megabytes * 1e6))
 
 
 def alternating(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
@@ -59,6 +55,32 @@ MODEL_SIZES = {
 }
 
 
+def generation_arguments(description: str | None) -> argparse.Namespace:
+    """The command line the generation benchmarks share; sets torch's thread count from it."""
+    import torch
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated per call (forced)")
+    parser.add_argument("--repeats", type=int, default=15, help="interleaved repeats; medians are reported")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1 keeps timings steady on a busy machine)"
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    return args
+
+
+def generation_results(args: argparse.Namespace, times: dict[str, float], **measured: object) -> dict[str, object]:
+    """The results a generation benchmark saves: the model, the run's settings, the median times and what it measured."""
+    return {
+        "model": MODEL_SIZES,
+        "new_tokens": args.new_tokens,
+        "repeats": args.repeats,
+        "median_seconds": times,
+        **measured,
+    }
+
+
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
@@ -69,3 +91,17 @@ def save(name: str, results: dict) -> Path:
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **results}, indent=2) + "\n")
     return path
+
+
+__all__ = [
+    "MODEL_SIZES",
+    "REPO",
+    "RESULTS_DIR",
+    "SHARED_DATA",
+    "alternating",
+    "generation_arguments",
+    "generation_results",
+    "machine",
+    "real_code",
+    "save",
+]

@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 from meta_checkpoints import (
-    CODELLAMA_MODEL,
-    LLAMA2_MODEL,
     TinyCodeLlama,
     reference_greedy,
     reference_logits,
     write_meta_checkpoint,
 )
+from real_data import CODELLAMA_MODEL, LLAMA2_MODEL
 from safetensors import safe_open
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 

@@ -1,26 +1,28 @@
 """`--format llama` as stock engines (vLLM, TGI, SGLang) load it: stock transformers, the plugin not importable.
 
 Everything below runs in a fresh interpreter whose `import transformers_codellama` fails, against SentencePiece
-itself on real code (this interpreter's standard library) and the chat format as Meta defines it.
+itself on real code (2 KB cuts of the standard library) and the chat format as Meta defines it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import sentencepiece
-from meta_checkpoints import CODELLAMA_MODEL, TinyCodeLlama, write_meta_checkpoint
+from meta_checkpoints import TinyCodeLlama, write_meta_checkpoint
+from real_data import CODELLAMA_MODEL, stdlib_sources
 
 MODULE = "transformers_codellama.conversion.convert_codellama_weights_to_hf"
 ENV = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
 
 STOCK = r"""
-import json, os, random, sys
+import json, random, sys
 try:
     import transformers_codellama  # noqa: F401
     plugin_importable = True
@@ -29,23 +31,13 @@ except ImportError:
 import sentencepiece, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-path, reference_model = sys.argv[1], sys.argv[2]
+path, reference_model, cuts_file = sys.argv[1], sys.argv[2], sys.argv[3]
 sp = sentencepiece.SentencePieceProcessor(model_file=reference_model)
 tokenizer = AutoTokenizer.from_pretrained(path)
 model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-
-root = os.path.dirname(os.__file__)
-texts = []
-for name in sorted(os.listdir(root)):
-    if name.endswith(".py"):
-        with open(os.path.join(root, name), encoding="utf-8") as file:
-            texts.append(file.read())
+with open(cuts_file, encoding="utf-8") as file:
+    cuts = json.load(file)
 rng = random.Random(0)
-cuts = []
-for _ in range(150):  # 2 KB cuts from anywhere: many start with a space or inside an indent
-    text = rng.choice([t for t in texts if len(t) > 4096])
-    start = rng.randrange(len(text) - 2048)
-    cuts.append(text[start : start + 2048])
 plain = [tokenizer(cut)["input_ids"] == [sp.bos_id(), *sp.encode(cut)] for cut in cuts]
 decoded = [tokenizer.decode(tokenizer(cut)["input_ids"], skip_special_tokens=True) == cut for cut in cuts]
 fim = []
@@ -88,13 +80,23 @@ print(json.dumps({
 """
 
 
+def code_cuts_2kb(count: int = 150, seed: int = 0) -> list[str]:
+    """2 KB cuts of real code starting anywhere: many start with a space or inside an indent."""
+    rng = random.Random(seed)
+    texts = [text for text in stdlib_sources() if len(text) > 4096]
+    starts = [(text, rng.randrange(len(text) - 2048)) for text in (rng.choice(texts) for _ in range(count))]
+    return [text[start : start + 2048] for text, start in starts]
+
+
 def run_stock(checkpoint: Path, scratch: Path) -> dict:
     """Run STOCK in an interpreter where `transformers_codellama` cannot be imported (as in a serving engine)."""
     blocker = scratch / "blocker" / "transformers_codellama"
     blocker.mkdir(parents=True, exist_ok=True)
     (blocker / "__init__.py").write_text("raise ImportError('no plugin here: stock engines load stock classes')\n")
+    cuts = scratch / "cuts.json"
+    cuts.write_text(json.dumps(code_cuts_2kb()), encoding="utf-8")
     env = {**ENV, "PYTHONPATH": str(blocker.parent), "HF_HOME": str(scratch / "hf")}
-    result = subprocess.run([sys.executable, "-c", STOCK, str(checkpoint), str(CODELLAMA_MODEL)],
+    result = subprocess.run([sys.executable, "-c", STOCK, str(checkpoint), str(CODELLAMA_MODEL), str(cuts)],
                             capture_output=True, text=True, env=env, cwd=scratch, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.splitlines()[-1])

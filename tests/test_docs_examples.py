@@ -16,10 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import CODELLAMA_MODEL, LLAMA2_MODEL, REPO
-from tests.meta_checkpoints import TinyCodeLlama, write_meta_checkpoint
-from tests.tiny_checkpoints import make_checkpoint
+from meta_checkpoints import TinyCodeLlama, write_meta_checkpoint
+from real_data import CODELLAMA_MODEL, LLAMA2_MODEL, REPO
+from tiny_checkpoints import make_checkpoint
 
 DOCS = [*sorted((REPO / "docs").glob("*.md")), REPO / "README.md"]
 FENCE = re.compile(r"^```(python|bash)\n(.*?)^```", re.S | re.M)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from real_data import LLAMA2_MODEL
 from tiny_checkpoints import (
     CODELLAMA_MODEL,
-    LLAMA2_MODEL,
     MetaReference,
     chain,
     make_checkpoint,

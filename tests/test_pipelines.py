@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import pytest
-from tiny_checkpoints import LLAMA2_MODEL, MetaReference, chain, greedy, make_checkpoint
+from real_data import LLAMA2_MODEL
+from tiny_checkpoints import MetaReference, chain, greedy, make_checkpoint
 from transformers import AutoModelForCausalLM, pipeline
 
 from transformers_codellama import CodeLlamaTextGenerationPipeline
@@ -182,5 +183,9 @@ def test_bad_prompts_fail_clearly(generator):
         generator("a <FILL_ME> b <FILL_ME> c", do_sample=False, max_new_tokens=2)
     with pytest.raises(ValueError, match="cannot share a batch"):
         generator(["def f(x):", "a<FILL_ME>b"], batch_size=2, do_sample=False, max_new_tokens=2)
-    # Mixed lists are fine one prompt at a time.
-    assert len(generator(["def f(x):", "a<FILL_ME>b"], do_sample=False, max_new_tokens=2)) == 2
+    # Mixed lists are fine one prompt at a time: each gets what it gets alone, in its own mode.
+    prompts = ["def f(x):", "a<FILL_ME>b"]
+    together = generator(prompts, do_sample=False, max_new_tokens=2)
+    alone = [generator(prompt, do_sample=False, max_new_tokens=2) for prompt in prompts]
+    assert together == alone
+    assert together[1][0]["generated_text"].startswith("a") and together[1][0]["generated_text"].endswith("b")

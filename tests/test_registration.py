@@ -8,7 +8,8 @@ import sys
 import textwrap
 
 import pytest
-from tiny_checkpoints import CODELLAMA_MODEL, LLAMA2_MODEL, make_checkpoint
+from real_data import CODELLAMA_MODEL, LLAMA2_MODEL
+from tiny_checkpoints import make_checkpoint
 from transformers import (
     AutoConfig,
     AutoModel,

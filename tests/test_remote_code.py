@@ -11,7 +11,8 @@ import textwrap
 
 import pytest
 import torch
-from tiny_checkpoints import CODELLAMA_MODEL, make_checkpoint, random_model, tiny_config
+from real_data import CODELLAMA_MODEL
+from tiny_checkpoints import make_checkpoint, random_model, tiny_config
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
 from transformers_codellama import (

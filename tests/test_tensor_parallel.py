@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed
-from meta_checkpoints import CODELLAMA_MODEL, TinyCodeLlama, write_meta_checkpoint
+from meta_checkpoints import TinyCodeLlama, write_meta_checkpoint
+from real_data import CODELLAMA_MODEL
 
 WORKER = Path(__file__).resolve().parent / "tensor_parallel_worker.py"
 MODULE = "transformers_codellama.conversion.convert_codellama_weights_to_hf"

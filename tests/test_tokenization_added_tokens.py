@@ -10,9 +10,9 @@ import pytest
 import sentencepiece as spm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from meta_tokenizer import MetaTokenizer
+from real_data import CODELLAMA_MODEL, code_cuts
 
-from tests.conftest import CODELLAMA_MODEL, code_cuts
-from tests.meta_tokenizer import MetaTokenizer
 from transformers_codellama import CodeLlamaTokenizer, CodeLlamaTokenizerFast
 from transformers_codellama.tiny_tokenizer import append_pieces
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import sentencepiece as spm
+from meta_tokenizer import MetaTokenizer
+from real_data import CODELLAMA_MODEL
 
-from tests.meta_tokenizer import MetaTokenizer
 from transformers_codellama import CodeLlamaTokenizer, CodeLlamaTokenizerFast
 from transformers_codellama.chat import (
     LLAMA2_CHAT_TEMPLATE,
@@ -43,8 +44,6 @@ def _tokenizers(path, template):
 
 @pytest.mark.parametrize("conversation", CONVERSATIONS)
 def test_llama2_format_matches_meta(conversation, sp):
-    from tests.conftest import CODELLAMA_MODEL
-
     expected = MetaTokenizer(sp["codellama"]).llama2_chat(conversation)
     for tokenizer in _tokenizers(CODELLAMA_MODEL, LLAMA2_CHAT_TEMPLATE):
         assert chat_template_for(tokenizer) == LLAMA2_CHAT_TEMPLATE
@@ -76,8 +75,6 @@ def test_jinja_templates_render_the_segments(conversation, fast):
 
 
 def test_batched_conversations_pad_on_the_left(sp):
-    from tests.conftest import CODELLAMA_MODEL
-
     meta = MetaTokenizer(sp["codellama"])
     for tokenizer in _tokenizers(CODELLAMA_MODEL, LLAMA2_CHAT_TEMPLATE):
         tokenizer.pad_token = tokenizer.eos_token

@@ -5,8 +5,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from real_data import CODELLAMA_MODEL, code_cuts
 
-from tests.conftest import CODELLAMA_MODEL, code_cuts
 from transformers_codellama import CodeLlamaTokenizer, CodeLlamaTokenizerFast
 
 

@@ -7,9 +7,9 @@ import pickle
 import threading
 
 import pytest
+from real_data import stdlib_sources
 from tokenizers import Tokenizer
 
-from tests.conftest import stdlib_sources
 from transformers_codellama import CodeLlamaTokenizerFast
 
 # Real code plus what makes byte and character offsets differ: accents, CJK, emoji (byte fallback), and nothing.

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from tests.conftest import code_cuts
-from tests.meta_tokenizer import MetaTokenizer
+from meta_tokenizer import MetaTokenizer
+from real_data import code_cuts
 
 GOLDEN_PREFIX = 'def remove_non_ascii(s: str) -> str:\n    """ '
 GOLDEN_SUFFIX = "\n    return result\n"
@@ -61,7 +60,7 @@ def test_suffix_first_at_init_and_per_call(meta):
 
 
 def _path(name):
-    from tests.conftest import MODELS
+    from real_data import MODELS
 
     return MODELS[name]
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from tests.conftest import code_cuts, stdlib_sources
+from real_data import code_cuts, stdlib_sources
 
 # Meta's published ids (REFERENCE.md), without BOS.
 PUBLISHED = {

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from tests.meta_tokenizer import MetaTokenizer
+from meta_tokenizer import MetaTokenizer
 
 # Code-like text: whitespace runs, indentation, punctuation, non-ASCII (byte fallback for rare characters).
 ALPHABET = st.one_of(

@@ -9,13 +9,15 @@ import warnings
 from pathlib import Path
 
 import pytest
+import sentencepiece as spm
+from real_data import CODELLAMA_MODEL, code_cuts
 from transformers import AutoTokenizer
 from transformers.testing_utils import CaptureLogger
 from transformers.utils import logging
 
-from tests.conftest import CODELLAMA_MODEL, code_cuts
 from transformers_codellama import CodeLlamaTokenizer, CodeLlamaTokenizerFast
 from transformers_codellama.chat import LLAMA2_CHAT_TEMPLATE
+from transformers_codellama.tiny_tokenizer import append_pieces
 
 SAMPLES = [p + "<FILL_ME>" + s for p, s in code_cuts(20, seed=7) if "<FILL_ME>" not in p + s] + [
     "def f(x):\n    return x\n",
@@ -188,9 +190,13 @@ def test_missing_or_wrong_model_file(cls, tmp_path):
     assert "\n" not in str(raised.value)
 
 
-def test_tokens_added_later_are_matched_in_plain_text():
+def test_tokens_added_later_are_matched_in_plain_text(sp):
+    # The oracle: SentencePiece itself, before and after the token is appended as a user-defined piece.
+    extended = spm.SentencePieceProcessor(
+        model_proto=append_pieces(CODELLAMA_MODEL.read_bytes(), ["<custom>"], user_defined=True)
+    )
     tokenizer = CodeLlamaTokenizerFast(vocab_file=str(CODELLAMA_MODEL))
-    before = tokenizer("x = <custom>")["input_ids"]
+    assert tokenizer("x = <custom>")["input_ids"] == [1, *sp["codellama"].encode("x = <custom>")]
     assert tokenizer.add_tokens(["<custom>"]) == 1
-    after = tokenizer("x = <custom>")["input_ids"]
-    assert after != before and len(tokenizer) - 1 in after
+    assert tokenizer.convert_tokens_to_ids("<custom>") == extended.piece_to_id("<custom>") == len(tokenizer) - 1
+    assert tokenizer("x = <custom>")["input_ids"] == [1, *extended.encode("x = <custom>")]

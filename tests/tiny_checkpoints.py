@@ -14,15 +14,11 @@ from pathlib import Path
 import sentencepiece as spm
 import torch
 from meta_tokenizer import MetaTokenizer
+from real_data import CODELLAMA_MODEL
 
 from transformers_codellama import CodeLlamaConfig, CodeLlamaForCausalLM, CodeLlamaTokenizerFast
 from transformers_codellama.chat import chat_template_for
 from transformers_codellama.modeling_code_llama import generation_config_for
-
-# Meta's SentencePiece models live beside the clone (never copied into the repository).
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-CODELLAMA_MODEL = DATA / "codellama.model"  # 32016 pieces, with infilling
-LLAMA2_MODEL = DATA / "llama2.model"  # 32000 pieces, no infilling (34B, Python)
 
 TINY_SIZES = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4}
 

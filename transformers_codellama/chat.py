@@ -15,7 +15,7 @@ keeps the two in step.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 STEP_PIECE = "<step>"
@@ -92,13 +92,42 @@ def step_segments(conversation: Sequence[Mapping[str, Any]]) -> list[Segment]:
     return segments
 
 
+def chat_ids(
+    segments: Sequence[Segment],
+    encode: Callable[[list[str]], list[list[int]]],
+    controls: Mapping[Control, int | None],
+) -> list[int]:
+    """The ids of a chat layout: its text segments encoded by one batched `encode` call (each text on its own, as
+    Meta encodes each turn), its control segments looked up in `controls`.
+
+    Raises:
+        ValueError: the layout needs a control token that `controls` maps to None (the vocabulary lacks it).
+    """
+    texts = iter(encode([segment for segment in segments if isinstance(segment, str)]))
+    ids: list[int] = []
+    for segment in segments:
+        if isinstance(segment, str):
+            ids += next(texts)
+            continue
+        token = controls[segment]
+        if token is None:
+            raise ValueError(f"the chat format needs a {segment.value} token, which this tokenizer lacks")
+        ids.append(token)
+    return ids
+
+
+def _jinja_list(items: Sequence[str]) -> str:
+    """A Jinja list literal of plain strings (no quotes or backslashes in them), quoted as the templates quote."""
+    return "[" + ", ".join(f"'{item}'" for item in items) + "]"
+
+
 _RAISE_IF_FORBIDDEN = """
 {%- for tag in forbidden %}{%- if tag in message['content'] %}
 {{- raise_exception('a chat message contains the control string ' + tag + ', which is not allowed') }}
 {%- endif %}{%- endfor %}"""
 
 LLAMA2_CHAT_TEMPLATE = (
-    "{%- set forbidden = ['[INST]', '[/INST]', '<<SYS>>', '<</SYS>>', '<PRE>', '<SUF>', '<MID>', '<EOT>'] %}"
+    "{%- set forbidden = " + _jinja_list(LLAMA2_FORBIDDEN) + " %}"
     "{%- if messages[0]['role'] == 'system' %}"
     "{%- set system = messages[0]['content'] %}{%- set loop_messages = messages[1:] %}"
     "{%- else %}{%- set system = none %}{%- set loop_messages = messages %}{%- endif %}"
@@ -116,7 +145,7 @@ LLAMA2_CHAT_TEMPLATE = (
 )
 
 STEP_CHAT_TEMPLATE = (
-    "{%- set forbidden = ['<step>', '<PRE>', '<SUF>', '<MID>', '<EOT>'] %}"
+    "{%- set forbidden = " + _jinja_list(STEP_FORBIDDEN) + " %}"
     "{%- for message in messages %}" + _RAISE_IF_FORBIDDEN + "{%- endfor %}"
     "{{- bos_token }}"
     "{%- if messages[0]['role'] != 'system' %}{{- ' Source: system\\n\\n <step>' }}{%- endif %}"
@@ -151,6 +180,7 @@ __all__ = [
     "STEP_PIECE",
     "Control",
     "Segment",
+    "chat_ids",
     "chat_template_for",
     "has_step_piece",
     "llama2_segments",

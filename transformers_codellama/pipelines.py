@@ -14,7 +14,7 @@ Each prompt is decoded the way Meta's `llama/generation.py` decodes it, cut at t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from transformers import TextGenerationPipeline
 from transformers.pipelines import PIPELINE_REGISTRY
@@ -24,6 +24,14 @@ from transformers.utils.chat_template_utils import Chat
 from .configuration_code_llama import CodeLlamaConfig
 from .infilling import FILL_TOKEN, split_fill_marker
 from .stopping import CHAT, COMPLETE, INFILL, stop_ids, until_stop
+
+
+class _Prompt(NamedTuple):
+    """What `postprocess` knows of a prompt: as the caller gave it (text or chat) and as ids."""
+
+    text: Any
+    ids: list[int]
+
 
 # The key under which a prompt's mode travels from `preprocess` through `_forward` to `postprocess`.
 _MODE = "codellama_mode"
@@ -66,7 +74,7 @@ class CodeLlamaTextGenerationPipeline(TextGenerationPipeline):
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
     @property
-    def _tok(self) -> Any:
+    def _code_llama_tokenizer(self) -> Any:
         # Typed loosely: the stock attribute is `PreTrainedTokenizer | None`, ours is always a Code Llama tokenizer.
         return self.tokenizer
 
@@ -129,7 +137,7 @@ class CodeLlamaTextGenerationPipeline(TextGenerationPipeline):
         return inputs
 
     def _stop_ids(self, mode: str) -> list[int]:
-        return stop_ids(self._tok, mode)
+        return stop_ids(self._code_llama_tokenizer, mode)
 
     def _forward(self, model_inputs: dict, **generate_kwargs: Any) -> Any:  # type: ignore[override]
         modes = model_inputs.pop(_MODE)
@@ -138,7 +146,7 @@ class CodeLlamaTextGenerationPipeline(TextGenerationPipeline):
         if "eos_token_id" not in user_set and "generation_config" not in user_set:
             generate_kwargs["eos_token_id"] = self._stop_ids(batch_modes[0])
         if "pad_token_id" not in user_set and "generation_config" not in user_set:
-            generate_kwargs["pad_token_id"] = self._tok.pad_token_id
+            generate_kwargs["pad_token_id"] = self._code_llama_tokenizer.pad_token_id
         outputs = super()._forward(model_inputs, **generate_kwargs)
         outputs[_MODE] = modes
         return outputs
@@ -154,13 +162,6 @@ class CodeLlamaTextGenerationPipeline(TextGenerationPipeline):
         """Decode each generated sequence up to its mode's first stop token, as Meta does."""
         mode = model_outputs.pop(_MODE)
         mode = mode[0] if isinstance(mode, list) else mode
-        decode_kwargs: dict[str, Any] = {
-            "skip_special_tokens": True if skip_special_tokens is None else skip_special_tokens,
-            "clean_up_tokenization_spaces": clean_up_tokenization_spaces,
-        }
-        input_ids = model_outputs["input_ids"]
-        prompt_ids = [] if input_ids is None else input_ids[0].tolist()
-        stops = self._stop_ids(mode)
         if return_type == ReturnType.TENSORS:
             return super().postprocess(
                 model_outputs,
@@ -169,37 +170,43 @@ class CodeLlamaTextGenerationPipeline(TextGenerationPipeline):
                 skip_special_tokens=skip_special_tokens,
                 **kwargs,
             )
+        decode_kwargs: dict[str, Any] = {
+            "skip_special_tokens": True if skip_special_tokens is None else skip_special_tokens,
+            "clean_up_tokenization_spaces": clean_up_tokenization_spaces,
+        }
+        input_ids = model_outputs["input_ids"]
+        prompt = _Prompt(model_outputs["prompt_text"], [] if input_ids is None else input_ids[0].tolist())
+        full_text = return_type == ReturnType.FULL_TEXT
+        text_of = {INFILL: self._infilled_text, CHAT: self._chat_text, COMPLETE: self._completed_text}[mode]
+        return [
+            {"generated_text": text_of(prompt, sequence[len(prompt.ids) :], full_text, decode_kwargs)}
+            for sequence in model_outputs["generated_sequence"][0].tolist()
+        ]
 
-        prompt_text = model_outputs["prompt_text"]
-        records = []
-        for sequence in model_outputs["generated_sequence"][0].tolist():
-            new_ids = sequence[len(prompt_ids) :]
-            text: Any
-            if mode == INFILL:
-                text = self._tok.decode_infill(new_ids)
-                if return_type == ReturnType.FULL_TEXT:
-                    prefix, suffix = split_fill_marker(prompt_text, self._tok.fill_token) or (prompt_text, "")
-                    text = prefix + text + suffix
-            elif mode == CHAT:
-                # Meta's chat_completion decodes the answer alone, up to the stop token (transformers releases
-                # differ in how they slice it out of the whole sequence, so it is decoded here).
-                text = self._tok.decode(until_stop(new_ids, stops), **decode_kwargs)
-                if return_type == ReturnType.FULL_TEXT:
-                    text = [*prompt_text.messages, {"role": "assistant", "content": text}]
-            else:
-                new_ids = until_stop(new_ids, stops)
-                text = self._tok.decode(new_ids, **decode_kwargs)
-                if return_type == ReturnType.FULL_TEXT:
-                    text = prompt_text + self._continuation(prompt_ids, new_ids, text, decode_kwargs)
-            records.append({"generated_text": text})
-        return records
+    def _infilled_text(self, prompt: _Prompt, new_ids: list[int], full_text: bool, decode_kwargs: dict) -> str:
+        middle = self._code_llama_tokenizer.decode_infill(new_ids)
+        if not full_text:
+            return middle
+        prefix, suffix = split_fill_marker(prompt.text, self._code_llama_tokenizer.fill_token) or (prompt.text, "")
+        return prefix + middle + suffix
 
-    def _continuation(self, prompt_ids: list[int], new_ids: list[int], new_text: str, decode_kwargs: dict) -> Any:
+    def _chat_text(self, prompt: _Prompt, new_ids: list[int], full_text: bool, decode_kwargs: dict) -> Any:
+        # Meta's chat_completion decodes the answer alone, up to the stop token (transformers releases differ in how
+        # they slice it out of the whole sequence, so it is decoded here).
+        answer = self._code_llama_tokenizer.decode(until_stop(new_ids, self._stop_ids(CHAT)), **decode_kwargs)
+        return [*prompt.text.messages, {"role": "assistant", "content": answer}] if full_text else answer
+
+    def _completed_text(self, prompt: _Prompt, new_ids: list[int], full_text: bool, decode_kwargs: dict) -> str:
+        new_ids = until_stop(new_ids, self._stop_ids(COMPLETE))
+        if not full_text:
+            return self._code_llama_tokenizer.decode(new_ids, **decode_kwargs)
         # Decoding the new ids alone drops the leading space of their first piece (SentencePiece's dummy prefix);
         # what follows the prompt in the joint decode keeps it, so `prompt + continuation` reads as generated.
-        head = self._tok.decode(prompt_ids, **decode_kwargs)
-        whole = self._tok.decode(prompt_ids + new_ids, **decode_kwargs)
-        return whole[len(head) :] if whole.startswith(head) else new_text
+        head = self._code_llama_tokenizer.decode(prompt.ids, **decode_kwargs)
+        whole = self._code_llama_tokenizer.decode(prompt.ids + new_ids, **decode_kwargs)
+        if whole.startswith(head):
+            return prompt.text + whole[len(head) :]
+        return prompt.text + self._code_llama_tokenizer.decode(new_ids, **decode_kwargs)
 
 
 def register_pipeline() -> None:

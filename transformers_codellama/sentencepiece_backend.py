@@ -12,8 +12,9 @@ from sentencepiece import sentencepiece_model_pb2 as model_pb2
 from tokenizers import AddedToken, Tokenizer, decoders, normalizers, processors
 from tokenizers.models import BPE
 
-_NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED, _BYTE = 1, 2, 3, 4, 6
-_BPE = 2
+# SentencePiece's model format (a generated protobuf module, which the type checker cannot see into).
+ModelProto = model_pb2.ModelProto  # type: ignore[attr-defined]
+_PIECE = ModelProto.SentencePiece  # piece types: NORMAL, UNKNOWN, CONTROL, USER_DEFINED, BYTE
 
 
 def backend_from_sentencepiece(model: bytes, *, source: str = "tokenizer.model") -> Tokenizer:
@@ -26,14 +27,14 @@ def backend_from_sentencepiece(model: bytes, *, source: str = "tokenizer.model")
     prefix's `▁` in front). The tokenizer classes match them in text as SentencePiece does (`whole_pieces`);
     `tokenizers` alone gets the spans around them wrong by a `▁`, whichever way they are added.
     """
-    proto = model_pb2.ModelProto()  # type: ignore[attr-defined]  # generated protobuf module
+    proto = ModelProto()
     try:
         proto.ParseFromString(model)
     except Exception:  # protobuf raises its own DecodeError type
         raise ValueError(f"{source} is not a SentencePiece model") from None
     spec, normalizer = proto.trainer_spec, proto.normalizer_spec
     found = (spec.model_type, spec.byte_fallback, normalizer.add_dummy_prefix, normalizer.remove_extra_whitespaces)
-    if found != (_BPE, True, True, False) or normalizer.precompiled_charsmap:
+    if found != (spec.BPE, True, True, False) or normalizer.precompiled_charsmap:
         raise ValueError(
             f"{source}: expected Code Llama's kind of SentencePiece model (BPE, byte fallback, dummy prefix, identity "
             f"normalization); got model_type={spec.model_type}, byte_fallback={spec.byte_fallback}, "
@@ -42,7 +43,7 @@ def backend_from_sentencepiece(model: bytes, *, source: str = "tokenizer.model")
     vocab = {piece.piece: index for index, piece in enumerate(proto.pieces)}
     ranked = []
     for index, piece in enumerate(proto.pieces):
-        if piece.type != _NORMAL:
+        if piece.type != _PIECE.NORMAL:
             continue
         text = piece.piece
         for cut in range(1, len(text)):
@@ -59,10 +60,14 @@ def backend_from_sentencepiece(model: bytes, *, source: str = "tokenizer.model")
         [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
     )
     backend.add_special_tokens(
-        [AddedToken(p.piece, special=True, normalized=False) for p in proto.pieces if p.type in (_UNKNOWN, _CONTROL)]
+        [
+            AddedToken(p.piece, special=True, normalized=False)
+            for p in proto.pieces
+            if p.type in (_PIECE.UNKNOWN, _PIECE.CONTROL)
+        ]
     )
     backend.add_tokens(
-        [AddedToken(p.piece, special=False, normalized=False) for p in proto.pieces if p.type == _USER_DEFINED]
+        [AddedToken(p.piece, special=False, normalized=False) for p in proto.pieces if p.type == _PIECE.USER_DEFINED]
     )
     return backend
 
@@ -104,4 +109,4 @@ def template_flags(post_processor: dict[str, Any] | None) -> tuple[bool, bool]:
     return "SpecialToken" in single[0], "SpecialToken" in single[-1]
 
 
-__all__ = ["backend_from_sentencepiece", "bos_eos_template", "is_exact_backend", "template_flags"]
+__all__ = ["ModelProto", "backend_from_sentencepiece", "bos_eos_template", "is_exact_backend", "template_flags"]

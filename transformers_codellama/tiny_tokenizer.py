@@ -9,18 +9,17 @@ library, so it can ship with the package (Meta's model cannot) and every code pa
 from __future__ import annotations
 
 import io
-import sysconfig
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from sentencepiece import SentencePieceTrainer
-from sentencepiece import sentencepiece_model_pb2 as model_pb2
+
+from .infilling import SENTINEL
+from .sentencepiece_backend import ModelProto
+from .stdlib_corpus import iter_stdlib_sources
 
 TINY_MODEL_PATH = Path(__file__).parent / "data" / "tiny_codellama.model"
 
-# Meta encodes "☺" + text and drops two tokens to encode without the dummy prefix; Llama's vocabulary has "☺" as
-# one piece, so the tiny model gets it too (it would otherwise fall back to three byte pieces).
-SENTINEL_PIECE = "☺"
 
 # The pieces Code Llama appends to the Llama 2 vocabulary (ids 32000-32015), in Meta's order.
 CODE_LLAMA_EXTRA_PIECES = (
@@ -29,12 +28,10 @@ CODE_LLAMA_EXTRA_PIECES = (
     *("▁" + "<EOT>" * n for n in range(2, 7)),
 )  # fmt: skip
 
-_NORMAL, _USER_DEFINED = 1, 4
-
 
 def append_pieces(model: bytes, pieces: Sequence[str], *, user_defined: bool = False) -> bytes:
     """Return `model` (a serialized SentencePiece model) with `pieces` appended, scored below every piece."""
-    proto = model_pb2.ModelProto()  # type: ignore[attr-defined]  # generated protobuf module
+    proto = ModelProto()
     proto.ParseFromString(model)
     known = {p.piece for p in proto.pieces}
     lowest = min(p.score for p in proto.pieces)
@@ -43,7 +40,7 @@ def append_pieces(model: bytes, pieces: Sequence[str], *, user_defined: bool = F
             raise ValueError(f"piece {piece!r} is already in the SentencePiece model")
         new = proto.pieces.add()
         new.piece, new.score = piece, lowest - offset
-        new.type = _USER_DEFINED if user_defined else _NORMAL
+        new.type = proto.SentencePiece.USER_DEFINED if user_defined else proto.SentencePiece.NORMAL
     return proto.SerializeToString()
 
 
@@ -70,19 +67,21 @@ def train_tiny_model(corpus: Iterable[str], *, vocab_size: int = 1000) -> bytes:
         max_sentence_length=1 << 16,
         minloglevel=2,
     )
-    return append_pieces(buffer.getvalue(), (SENTINEL_PIECE, *CODE_LLAMA_EXTRA_PIECES))
+    # Meta encodes SENTINEL + text and drops its tokens to encode without the dummy prefix; Llama's vocabulary has it
+    # as one piece, so the tiny model gets it too (it would otherwise fall back to three byte pieces).
+    return append_pieces(buffer.getvalue(), (SENTINEL, *CODE_LLAMA_EXTRA_PIECES))
 
 
-def _stdlib_lines(limit_bytes: int) -> list[str]:
-    root = Path(sysconfig.get_paths()["stdlib"])
+def _stdlib_lines(limit_chars: int) -> list[str]:
+    """The non-empty lines of the top-level standard-library modules, whole files, until `limit_chars` is reached."""
     lines: list[str] = []
     size = 0
-    for path in sorted(root.glob("*.py")):
-        for line in path.read_text(encoding="utf-8", errors="ignore").splitlines():
+    for text in iter_stdlib_sources(recursive=False):
+        for line in text.splitlines():
             if line.strip():
                 lines.append(line)
                 size += len(line)
-        if size >= limit_bytes:
+        if size >= limit_chars:
             break
     return lines
 

@@ -11,16 +11,14 @@ from typing import Any
 import sentencepiece as spm
 from transformers import BatchEncoding, PreTrainedTokenizer
 
-# Remote code (`trust_remote_code=True`): older transformers releases (5.5 among them) copy only the *direct*
-# relative imports of this file beside it, so every module it needs transitively is imported here too.
+# Remote code (`trust_remote_code=True`) on transformers 5.5 copies only the *direct* relative imports of this file
+# into the module cache, so the modules the mixin imports are named here too (`from .x import` form: the copier reads
+# these lines).
 from .chat import KNOWN_TEMPLATES as _KNOWN_TEMPLATES  # noqa: F401
 from .infilling import FILL_TOKEN as _FILL_TOKEN  # noqa: F401
-from .sentencepiece_backend import backend_from_sentencepiece, bos_eos_template, template_flags
+from .sentencepiece_backend import backend_from_sentencepiece, bos_eos_template
 from .stopping import MODES as _MODES  # noqa: F401
-from .tokenization_arguments import plain_texts, split_init_kwargs
-from .tokenization_chat import CodeLlamaChatMixin as _CodeLlamaChatMixin  # noqa: F401
-from .tokenization_shared import CodeLlamaTokenizerMixin
-from .tokenization_special_tokens import CodeLlamaSpecialTokensMixin as _SpecialTokensMixin  # noqa: F401
+from .tokenization_code_llama_mixin import CodeLlamaTokenizerMixin, base_init_kwargs, plain_texts
 from .whole_pieces import whole_piece_pattern as _whole_piece_pattern  # noqa: F401
 
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model"}
@@ -83,29 +81,29 @@ class CodeLlamaTokenizer(CodeLlamaTokenizerMixin, PreTrainedTokenizer):  # type:
         clean_up_tokenization_spaces: bool = False,
         **kwargs: Any,
     ) -> None:
-        saved_bos, saved_eos = template_flags(_saved_post_processor(kwargs.pop("tokenizer_file", None)))
-        add_bos_token = saved_bos if add_bos_token is None else add_bos_token
-        add_eos_token = saved_eos if add_eos_token is None else add_eos_token
         self.vocab_file = vocab_file
         self.sp_model_kwargs = sp_model_kwargs or {}
         self.sp_model = _load_sentencepiece(vocab_file, self.sp_model_kwargs)
         self._vocab = {self.sp_model.id_to_piece(i): i for i in range(self.sp_model.get_piece_size())}
-        self.add_bos_token = add_bos_token
-        self.add_eos_token = add_eos_token
-        own, kwargs = split_init_kwargs(kwargs, self._vocab)
+        saved_post_processor = _saved_post_processor(kwargs.pop("tokenizer_file", None))
+        code_llama_kwargs, base_kwargs = base_init_kwargs(
+            kwargs,
+            self._vocab,
+            saved_post_processor=saved_post_processor,
+            add_bos_token=add_bos_token,
+            add_eos_token=add_eos_token,
+        )
+        self.add_bos_token, self.add_eos_token = base_kwargs["add_bos_token"], base_kwargs["add_eos_token"]
         super().__init__(
             unk_token=unk_token,
             bos_token=bos_token,
             eos_token=eos_token,
             pad_token=pad_token,
-            add_bos_token=add_bos_token,
-            add_eos_token=add_eos_token,
             sp_model_kwargs=self.sp_model_kwargs,
             clean_up_tokenization_spaces=clean_up_tokenization_spaces,
-            split_special_tokens=kwargs.pop("split_special_tokens", True),  # text is text: "<s>" in code is not BOS
-            **kwargs,
+            **base_kwargs,
         )
-        self._init_code_llama(own)
+        self._init_code_llama(code_llama_kwargs)
 
     # SentencePieceProcessor cannot be pickled; ship the serialized model instead (multiprocessing, datasets.map).
     def __getstate__(self) -> dict[str, Any]:
@@ -127,18 +125,18 @@ class CodeLlamaTokenizer(CodeLlamaTokenizerMixin, PreTrainedTokenizer):  # type:
         """Piece to id, for every SentencePiece piece and any token added on top."""
         return {**self._vocab, **self._added_tokens_encoder}
 
-    def _sentencepiece_encode(self, texts: Sequence[str]) -> list[list[int]]:
+    def _sentencepiece_ids(self, texts: Sequence[str]) -> list[list[int]]:
         return self.sp_model.encode(list(texts))
 
     def _piece_id(self, piece: str) -> int | None:
         return self._vocab.get(piece)
 
-    def _encode_plain(self, text: Any, text_pair: Any, kwargs: dict[str, Any]) -> BatchEncoding | None:
+    def _plain_batch(self, text: Any, text_pair: Any, kwargs: dict[str, Any]) -> BatchEncoding | None:
         # One batched SentencePiece call instead of pieces -> ids in Python.
         texts = plain_texts(text, text_pair, kwargs)
         if texts is None:
             return None
-        return self._encode_plain_texts(text, texts, kwargs)
+        return self._batch_from_plain_texts(text, texts, kwargs)
 
     def _tokenize(self, text: str, **kwargs: Any) -> list[str]:
         return self.sp_model.encode(text, out_type=str)

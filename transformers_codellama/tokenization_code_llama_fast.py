@@ -11,18 +11,16 @@ from typing import Any
 from tokenizers import AddedToken, Tokenizer
 from transformers import BatchEncoding, PreTrainedTokenizerFast
 
-# Remote code (`trust_remote_code=True`): older transformers releases (5.5 among them) copy only the *direct*
-# relative imports of this file beside it, so every module it needs transitively is imported here too.
+# Remote code (`trust_remote_code=True`) on transformers 5.5 copies only the *direct* relative imports of this file
+# into the module cache, so the modules the mixin imports are named here too (`from .x import` form: the copier reads
+# these lines).
 from .chat import KNOWN_TEMPLATES as _KNOWN_TEMPLATES  # noqa: F401
 from .infilling import FILL_TOKEN as _FILL_TOKEN  # noqa: F401
 from .lazy_encodings import LazyEncodings
-from .sentencepiece_backend import backend_from_sentencepiece, is_exact_backend, template_flags
+from .sentencepiece_backend import backend_from_sentencepiece, is_exact_backend
 from .stopping import MODES as _MODES  # noqa: F401
-from .tokenization_arguments import plain_texts, split_init_kwargs
-from .tokenization_chat import CodeLlamaChatMixin as _CodeLlamaChatMixin  # noqa: F401
 from .tokenization_code_llama import CodeLlamaTokenizer
-from .tokenization_shared import CodeLlamaTokenizerMixin
-from .tokenization_special_tokens import CodeLlamaSpecialTokensMixin as _SpecialTokensMixin  # noqa: F401
+from .tokenization_code_llama_mixin import CodeLlamaTokenizerMixin, base_init_kwargs, plain_texts
 from .whole_pieces import whole_piece_pattern as _whole_piece_pattern  # noqa: F401
 
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model", "tokenizer_file": "tokenizer.json"}
@@ -68,13 +66,15 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
     ) -> None:
         kwargs.pop("tokenizer_object", None)
         backend = _load_backend(vocab_file, tokenizer_file)
-        # transformers drops add_bos/eos_token from the config when tokenizer.json exists: its template says them.
         processor = backend.post_processor
-        saved_bos, saved_eos = template_flags(json.loads(processor.__getstate__()) if processor else None)
-        add_bos_token = saved_bos if add_bos_token is None else add_bos_token
-        add_eos_token = saved_eos if add_eos_token is None else add_eos_token
-        own, kwargs = split_init_kwargs(kwargs, backend.get_vocab(with_added_tokens=False))
-        kwargs.pop("sp_model_kwargs", None)
+        code_llama_kwargs, base_kwargs = base_init_kwargs(
+            kwargs,
+            backend.get_vocab(with_added_tokens=False),
+            saved_post_processor=json.loads(processor.__getstate__()) if processor else None,
+            add_bos_token=add_bos_token,
+            add_eos_token=add_eos_token,
+        )
+        base_kwargs.pop("sp_model_kwargs", None)
         self.vocab_file = vocab_file
         super().__init__(
             tokenizer_object=backend,
@@ -83,22 +83,19 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
             bos_token=bos_token,
             eos_token=eos_token,
             pad_token=pad_token,
-            add_bos_token=add_bos_token,
-            add_eos_token=add_eos_token,
             clean_up_tokenization_spaces=clean_up_tokenization_spaces,
-            split_special_tokens=kwargs.pop("split_special_tokens", True),  # text is text: "<s>" in code is not BOS
-            **kwargs,
+            **base_kwargs,
         )
         # A private encoder for plain text and infilling pieces: the same model, normalizer and post-processor,
         # never reconfigured (transformers reconfigures the main backend's padding/truncation per call).
         main = self.backend_tokenizer
-        # An independent copy (a `Tokenizer(main.model)` sharing the model measured a few percent slower) without
+        # An independent copy (its own model object) without
         # padding, truncation or added tokens: special tokens never come from text, and the others (user-defined
-        # pieces, `add_tokens`) are matched by `_encode_texts`, as SentencePiece matches them.
+        # pieces, `add_tokens`) are matched by `_text_ids`, as SentencePiece matches them.
         state = json.loads(main.to_str())
         state.update(padding=None, truncation=None, added_tokens=[])
         self._text_backend = Tokenizer.from_str(json.dumps(state))
-        self._init_code_llama(own)
+        self._init_code_llama(code_llama_kwargs)
 
     @classmethod
     def convert_to_native_format(cls, trust_remote_code: bool = False, **kwargs: Any) -> dict[str, Any]:
@@ -110,7 +107,7 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
         """Whether `tokenizer.model` is available to save beside `tokenizer.json`."""
         return bool(self.vocab_file) and os.path.isfile(self.vocab_file)
 
-    def _sentencepiece_encode(self, texts: Sequence[str]) -> list[list[int]]:
+    def _sentencepiece_ids(self, texts: Sequence[str]) -> list[list[int]]:
         # Ids only: `encode_batch_fast` skips the byte-to-character offset mapping nobody reads here.
         return [
             encoding.ids for encoding in self._text_backend.encode_batch_fast(list(texts), add_special_tokens=False)
@@ -121,7 +118,7 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
 
     def _add_tokens(self, new_tokens: list[str | AddedToken], special_tokens: bool = False) -> int:  # type: ignore[override]
         # Stored under their own text: `tokenizers` would store (and decode) a normalized token as "▁<token>".
-        # Where text matches them is `_encode_texts`'s business (as SentencePiece matches user-defined pieces).
+        # Where text matches them is `_text_ids`'s business (as SentencePiece matches user-defined pieces).
         return super()._add_tokens([_unnormalized(token, special_tokens) for token in new_tokens], special_tokens)
 
     def update_post_processor(self) -> None:
@@ -130,7 +127,7 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
         if "_text_backend" in self.__dict__:
             self._text_backend.post_processor = self.backend_tokenizer.post_processor
 
-    def _encode_plain(self, text: Any, text_pair: Any, kwargs: dict[str, Any]) -> BatchEncoding | None:
+    def _plain_batch(self, text: Any, text_pair: Any, kwargs: dict[str, Any]) -> BatchEncoding | None:
         # Plain strings are encoded by the private backend, which has no added-token vocabulary to scan and is never
         # reconfigured: transformers' own path sets padding and truncation on the shared backend for each call, which
         # races when threads ask for different settings. Pairs, words and overflow go through transformers.
@@ -147,14 +144,14 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
                     "(their ids are assembled around those pieces, which no tokenizers encoding reproduces)"
                 )
             # Ids assembled around whole pieces (added tokens): no `tokenizers` encoding has them, so no `Encoding`s.
-            return self._encode_plain_texts(text, texts, kwargs)
+            return self._batch_from_plain_texts(text, texts, kwargs)
         padding, truncation = kwargs.get("padding_strategy"), kwargs.get("truncation_strategy")
         padded = getattr(padding, "value", padding) not in (None, "do_not_pad")
         truncating = getattr(truncation, "value", truncation) not in (None, "do_not_truncate", False)
         if padded or truncating or kwargs.get("return_token_type_ids"):
-            encoded = self._encode_plain_shaped(text, texts, truncating, kwargs)
+            encoded = self._shaped_plain_batch(text, texts, truncating, kwargs)
         else:
-            encoded = self._encode_plain_unshaped(text, texts, offsets, kwargs)
+            encoded = self._unshaped_plain_batch(text, texts, offsets, kwargs)
         if offsets:
             mapping = [encoding.offsets for encoding in encoded.encodings]  # type: ignore[union-attr]
             single = isinstance(text, str) and kwargs.get("return_tensors") is None
@@ -162,7 +159,7 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
             encoded["offset_mapping"] = mapping[0] if single else as_returned["offset_mapping"]
         return encoded
 
-    def _encode_plain_unshaped(
+    def _unshaped_plain_batch(
         self, text: Any, texts: list[str], offsets: bool, kwargs: dict[str, Any]
     ) -> BatchEncoding:
         """The common case: ids from `encode_batch_fast` and an all-ones attention mask; the `Encoding`s with
@@ -183,14 +180,14 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
         encodings = computed if offsets else LazyEncodings(self._text_backend, texts, add_special_tokens)
         tensors = kwargs.get("return_tensors")
         if isinstance(text, str) and tensors is None:
-            return BatchEncoding({key: value[0] for key, value in data.items()}, encodings, n_sequences=1)  # type: ignore[arg-type]
-        return BatchEncoding(data, encodings, tensor_type=tensors, n_sequences=1)  # type: ignore[arg-type]
+            return BatchEncoding({key: value[0] for key, value in data.items()}, encodings, n_sequences=1)
+        return BatchEncoding(data, encodings, tensor_type=tensors, n_sequences=1)
 
-    def _encode_plain_shaped(
+    def _shaped_plain_batch(
         self, text: Any, texts: list[str], truncating: bool, kwargs: dict[str, Any]
     ) -> BatchEncoding:
         """Padded or truncated plain text: the ids as the slow tokenizer builds them, `Encoding`s shaped to match."""
-        encoded = self._encode_plain_texts(text, texts, kwargs)
+        encoded = self._batch_from_plain_texts(text, texts, kwargs)
         add_special_tokens = kwargs.get("add_special_tokens", True)
         rows = [encoded["input_ids"]] if isinstance(text, str) and kwargs.get("return_tensors") is None else None
         max_length = kwargs.get("max_length")
@@ -213,8 +210,8 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
         if not self.can_save_slow_tokenizer:
             return ()
         out = os.path.join(save_directory, (filename_prefix + "-" if filename_prefix else "") + "tokenizer.model")
-        if os.path.abspath(self.vocab_file) != os.path.abspath(out):  # type: ignore[arg-type]
-            copyfile(self.vocab_file, out)  # type: ignore[arg-type]
+        if os.path.abspath(self.vocab_file) != os.path.abspath(out):
+            copyfile(self.vocab_file, out)
         return (out,)
 
     def _save_pretrained(
