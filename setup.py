@@ -19,9 +19,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    # The converter lives in the top-level `conversion/` folder and installs as a subpackage.
     packages=["transformers_codellama", "transformers_codellama.conversion", "transformers_codellama.serving"],
-    package_dir={"transformers_codellama.conversion": "conversion"},
     package_data={"transformers_codellama": ["data/*.model", "py.typed"]},
     install_requires=[
         "transformers>=5.5.0,<6",

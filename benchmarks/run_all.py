@@ -28,7 +28,7 @@ TITLES = {
     "tokenizers": "Tokenizers (targets: fast ≥ 0.95× raw tokenizers; infilling ≥ 0.9× plain; slow ≥ 0.7× raw SentencePiece)",
     "generation": "Greedy generation, CodeLlamaForCausalLM vs LlamaForCausalLM (target ≥ 0.98×)",
     "pipeline": "Pipeline infilling vs tokenizer + generate + decode by hand (target: overhead ≤ 5%)",
-    "convert": "Converter: peak memory and time vs a plain copy (targets: ≤ 700 MB, ≤ 5× cp -r on the 1.78 GiB checkpoint)",
+    "convert": "Converter at 7B and 70B layer shapes: peak memory, time vs a plain copy, start-up",
     "serving": "Serving: the engine and codellama-serve under load, prefix reuse, and transformers serve side by side",
 }
 
@@ -116,14 +116,19 @@ def _pipeline_rows(pipeline: dict[str, Any]) -> list[str]:
 
 
 def _convert_rows(convert: dict[str, Any]) -> list[str]:
-    rows = [
-        f"| converter, {label} of {run['input GiB']} GiB: peak RSS / time vs `cp -r` | ≤ 700 MB / ≤ 5× | "
-        f"{run['peak RSS MiB (target <= 700 MB)']} MiB / {run['ratio (target <= 5)']}× "
-        f"({run['with sync: ratio']}× with both synced to disk) |"
-        for label, run in convert.get("runs", {}).items()
-    ]
+    targets = convert["targets"]
+    rows = []
+    for name, run in convert.get("runs", {}).items():
+        before = run["before"]
+        rows.append(
+            f"| converter, {name} shapes ({run['shards']} shards, {run['input_gib']} GiB): peak RSS / time vs "
+            f"`cp -r`, both synced | ≤ {run['target_peak_rss_mib']} MB / ≤ {targets['convert_over_cp']}× | "
+            f"{run['peak_rss_mib']} MiB / {run['convert_over_cp']}× (before: {before.get('peak_rss_mib', '-')} MiB / "
+            f"{before.get('convert_over_cp', '-')}×) |"
+        )
     rows.append(
-        f"| converter, 70B estimate | bounded | peak RSS ≈ {convert['70B estimate: peak RSS GiB']} GiB (the old script: ~140 GB) |"
+        f"| `codellama-convert --help` | ≤ {targets['help_seconds']} s | {convert['help_seconds']} s "
+        f"(bare import of the converter: {convert['import_seconds']} s) |"
     )
     return rows
 
@@ -207,7 +212,7 @@ def write_report() -> None:
         lines.append("")
         timelines = data.get("timelines") if isinstance(data, dict) else None
         if timelines:
-            sizes = [run.get("input GiB", 0) for run in data.get("runs", {}).values()]
+            sizes = [run.get("input_gib", 0) for run in data.get("runs", {}).values()]
             references = {f"checkpoint size ({max(sizes):.2f} GiB)": max(sizes) * 1024} if sizes else {}
             PLOT.write_text(_svg(timelines, references))
             lines += [f"![Converter memory over time]({PLOT.name})", ""]

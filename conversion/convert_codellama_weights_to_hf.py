@@ -1,117 +1,16 @@
-"""Command line: convert Meta's Code Llama checkpoints (`consolidated.NN.pth`) to the Hugging Face format.
+"""Convert Meta's Code Llama checkpoints to Hugging Face safetensors, from a clone of this repository:
 
-    codellama-convert --input-dir CodeLlama-13b-Instruct --output-dir CodeLlama-13b-Instruct-hf --verify
-    python conversion/convert_codellama_weights_to_hf.py --input_dir ... --output_dir ...
+    python conversion/convert_codellama_weights_to_hf.py --input-dir CodeLlama-7b --output-dir CodeLlama-7b-hf --verify
 
-The work is done by `transformers_codellama.conversion.convert.convert`; this module only parses arguments. Absolute
-imports, because the file also runs as a script.
+The same command as the installed `codellama-convert` console script (`--help` lists the options). The converter
+itself is the `transformers_codellama.conversion` package; this folder holds only the script to run it by path.
 """
 
 from __future__ import annotations
 
-import argparse
-import shlex
 import sys
-from collections.abc import Sequence
 
-from transformers_codellama.conversion.convert import DTYPES, FORMATS, convert
-from transformers_codellama.conversion.errors import ConversionError
-from transformers_codellama.conversion.mapping import SHARDS_PER_SIZE, VARIANTS
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (also accepts the underscore spellings of the old transformers script)."""
-    parser = argparse.ArgumentParser(
-        prog="codellama-convert",
-        description="Convert Meta's Code Llama checkpoint (consolidated.NN.pth, params.json, tokenizer.model) to a "
-        "Hugging Face checkpoint: safetensors shards, config, generation config, tokenizer and model card. Tensors are "
-        "streamed one at a time; the output appears only when complete.",
-    )
-    parser.add_argument(
-        "--input-dir",
-        "--input_dir",
-        dest="input_dir",
-        required=True,
-        help="Meta's model directory, e.g. CodeLlama-13b-Instruct",
-    )
-    parser.add_argument(
-        "--output-dir",
-        "--output_dir",
-        dest="output_dir",
-        required=True,
-        help="where to write the Hugging Face checkpoint (must be empty or absent unless --force)",
-    )
-    parser.add_argument(
-        "--model-size",
-        "--model_size",
-        dest="model_size",
-        choices=list(SHARDS_PER_SIZE),
-        help="expected size; inferred from params.json, and an error if it disagrees",
-    )
-    parser.add_argument(
-        "--variant",
-        choices=VARIANTS,
-        help="base, python or instruct; default: inferred from the input directory name "
-        "(e.g. CodeLlama-7b-Python), else base",
-    )
-    parser.add_argument(
-        "--dtype",
-        choices=list(DTYPES),
-        help="dtype of the written weights; default: as stored (bfloat16 for Meta's releases)",
-    )
-    parser.add_argument(
-        "--max-shard-size",
-        "--max_shard_size",
-        dest="max_shard_size",
-        default="5GB",
-        help="largest safetensors shard, e.g. 5GB, 500MB, 2GiB (default 5GB); tensors are streamed, "
-        "so memory stays near one layer whatever this is",
-    )
-    parser.add_argument(
-        "--format",
-        dest="output_format",
-        choices=FORMATS,
-        default="codellama",
-        help="codellama (default): the plugin's CodeLlamaConfig plus code files for trust_remote_code; "
-        "llama: a plain Llama checkpoint for stock transformers, vLLM, TGI and llama.cpp",
-    )
-    parser.add_argument(
-        "--verify",
-        action="store_true",
-        help="check checklist.chk md5 sums, then compare the converted model's logits with an "
-        "independent forward of the original shards (layer by layer); fail above tolerance",
-    )
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="replace a non-empty output directory (only once the new checkpoint is complete)",
-    )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the converter; prints a one-line summary, or `error: ...` and returns 1 for bad input."""
-    args = build_parser().parse_args(argv)
-    command = shlex.join(["codellama-convert", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        result = convert(
-            input_dir=args.input_dir,
-            output_dir=args.output_dir,
-            model_size=args.model_size,
-            variant=args.variant,
-            dtype=args.dtype,
-            max_shard_size=args.max_shard_size,
-            output_format=args.output_format,
-            verify=args.verify,
-            force=args.force,
-            command=command,
-        )
-    except ConversionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(result.summary())
-    return 0
-
+from transformers_codellama.conversion.convert_codellama_weights_to_hf import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,7 +2,7 @@
 
 The writer splits every tensor along Meta's model-parallel axes (wq wk wv w1 w3 output: rows; wo w2
 tok_embeddings: columns; norms copied into every shard). The forward is written from Meta's `llama/model.py`
-independently of `conversion/verify.py`: rotary here is a real-valued rotation of interleaved channel pairs
+independently of `transformers_codellama/conversion/verify.py`: rotary here is a real-valued rotation of interleaved channel pairs
 (verify.py uses complex numbers), attention is an explicit loop over kv groups, so the two do not share mistakes.
 """
 
@@ -15,12 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from real_data import CODELLAMA_MODEL, LLAMA2_MODEL
 
 from transformers_codellama import TINY_MODEL_PATH
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-CODELLAMA_MODEL = SHARED_DATA / "codellama.model"  # 32016 pieces, with the infilling pieces
-LLAMA2_MODEL = SHARED_DATA / "llama2.model"  # 32000 pieces, no infilling
 
 ROW_SPLIT = ("attention.wq", "attention.wk", "attention.wv", "feed_forward.w1", "feed_forward.w3", "output")
 COLUMN_SPLIT = ("attention.wo", "feed_forward.w2", "tok_embeddings")

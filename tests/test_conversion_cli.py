@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 from meta_checkpoints import (
-    CODELLAMA_MODEL,
-    LLAMA2_MODEL,
     TinyCodeLlama,
     reference_greedy,
     reference_logits,
     write_meta_checkpoint,
 )
+from real_data import CODELLAMA_MODEL, LLAMA2_MODEL
 from safetensors import safe_open
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -103,7 +102,7 @@ def test_config_and_files(converted) -> None:
     assert (config.variant, config.supports_infilling) == (case.variant, case.infilling)
     assert config.dtype == case.dtype
     assert json.loads((output / "generation_config.json").read_text())["eos_token_id"] == case.eos
-    assert "auto_map" in json.loads((output / "config.json").read_text())
+    assert_auto_map_is_loadable(output)
     card = (output / "README.md").read_text()
     assert card.startswith("---\nlicense: llama2\nlibrary_name: transformers\npipeline_tag: text-generation\n")
     assert case.directory in card
@@ -114,6 +113,21 @@ def test_config_and_files(converted) -> None:
     assert len(names) == 3 + 9 * spec.n_layers and not any("rope" in n for n in names)
     assert (output / "model.safetensors.index.json").is_file() == (len(list(output.glob("*.safetensors"))) > 1)
     assert not [p for p in output.parent.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def assert_auto_map_is_loadable(output: Path) -> None:
+    """Every class the checkpoint's auto_map names is defined in a code file saved beside the weights."""
+    config_map = json.loads((output / "config.json").read_text())["auto_map"]
+    tokenizer_map = json.loads((output / "tokenizer_config.json").read_text())["auto_map"]
+    assert set(config_map) == {"AutoConfig", "AutoModel", "AutoModelForCausalLM"}
+    assert set(tokenizer_map) == {"AutoTokenizer"} and len(tokenizer_map["AutoTokenizer"]) == 2
+    entries = [*config_map.values(), *tokenizer_map["AutoTokenizer"]]
+    assert {entry.rsplit(".", 1)[1] for entry in entries} == {
+        "CodeLlamaConfig", "CodeLlamaModel", "CodeLlamaForCausalLM", "CodeLlamaTokenizer", "CodeLlamaTokenizerFast"
+    }  # fmt: skip
+    for entry in entries:
+        module, name = entry.rsplit(".", 1)
+        assert f"\nclass {name}(" in (output / f"{module}.py").read_text(), entry
 
 
 def test_tokenizer(converted) -> None:
@@ -181,7 +195,7 @@ def test_format_llama_loads_in_stock_transformers(tmp_path: Path) -> None:
     )
     loaded = _load_without_plugin(tmp_path / "llama", "llama", tmp_path)
     assert loaded["class"] == "LlamaForCausalLM" and loaded["eos"] == [2, 32010]
-    assert loaded["tokenizer_length"] in (32016, 32017)  # stock CodeLlamaTokenizer adds <FILL_ME> as a token
+    assert loaded["tokenizer_length"] == 32016  # the model's vocabulary: no phantom <FILL_ME> token
     for tokens, logits in zip(PROMPTS, loaded["logits"], strict=True):
         assert (torch.tensor(logits) - reference_logits(weights, case.spec, tokens)).abs().max() <= 1e-4
 

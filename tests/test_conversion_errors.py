@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from meta_checkpoints import CODELLAMA_MODEL, TinyCodeLlama, write_meta_checkpoint
+from meta_checkpoints import TinyCodeLlama, write_meta_checkpoint
+from real_data import CODELLAMA_MODEL
+
 from transformers_codellama.conversion.convert_codellama_weights_to_hf import main
 
 MODULE = "transformers_codellama.conversion.convert_codellama_weights_to_hf"

@@ -6,6 +6,7 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
 from transformers_codellama.conversion.convert import build_config
 from transformers_codellama.conversion.errors import ConversionError
 from transformers_codellama.conversion.mapping import (

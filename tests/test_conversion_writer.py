@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+
 from transformers_codellama.conversion.errors import ConversionError
 from transformers_codellama.conversion.writer import ShardWriter, TensorSpec, parse_size, plan_shards, staged_output
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from huggingface_hub.dataclasses import strict
 from transformers import LlamaConfig
 
-VARIANTS = ("base", "python", "instruct")
+from .releases import VARIANTS
 
 
 @strict

@@ -14,75 +14,15 @@ On real weights:
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import torch
-
 from .tiny_tokenizer import TINY_MODEL_PATH
 
 T = TypeVar("T")
-
-# Meta's model-parallel split axes: row-parallel weights are cut along dim 0, column-parallel ones along dim 1.
-_ROW_SPLIT = ("attention.wq", "attention.wk", "attention.wv", "feed_forward.w1", "feed_forward.w3", "output")
-_COLUMN_SPLIT = ("attention.wo", "feed_forward.w2", "tok_embeddings")
-
-
-def write_tiny_meta_checkpoint(
-    directory: Path,
-    *,
-    dim: int = 64,
-    n_layers: int = 2,
-    n_heads: int = 4,
-    n_kv_heads: int = 2,
-    shards: int = 2,
-    seed: int = 0,
-) -> Path:
-    """Write a random checkpoint in Meta's layout (`consolidated.NN.pth`, `params.json`, `tokenizer.model`)."""
-    import sentencepiece as spm
-
-    vocab = spm.SentencePieceProcessor(model_file=str(TINY_MODEL_PATH)).get_piece_size()
-    head_dim, multiple_of = dim // n_heads, 32
-    hidden = multiple_of * -(-int(2 * 4 * dim / 3) // multiple_of)
-    shapes = {"tok_embeddings.weight": (vocab, dim), "norm.weight": (dim,), "output.weight": (vocab, dim)}
-    for layer in range(n_layers):
-        prefix = f"layers.{layer}."
-        shapes |= {
-            prefix + "attention.wq.weight": (n_heads * head_dim, dim),
-            prefix + "attention.wk.weight": (n_kv_heads * head_dim, dim),
-            prefix + "attention.wv.weight": (n_kv_heads * head_dim, dim),
-            prefix + "attention.wo.weight": (dim, n_heads * head_dim),
-            prefix + "feed_forward.w1.weight": (hidden, dim),
-            prefix + "feed_forward.w2.weight": (dim, hidden),
-            prefix + "feed_forward.w3.weight": (hidden, dim),
-            prefix + "attention_norm.weight": (dim,),
-            prefix + "ffn_norm.weight": (dim,),
-        }
-    generator = torch.Generator().manual_seed(seed)
-    parts: list[dict[str, torch.Tensor]] = [{} for _ in range(shards)]
-    for name, shape in shapes.items():
-        if len(shape) == 1:  # RMSNorm weights: replicated in every shard
-            tensor = 1 + 0.1 * torch.randn(shape, generator=generator)
-            pieces = [tensor] * shards
-        else:
-            tensor = torch.randn(shape, generator=generator) / shape[-1] ** 0.5
-            axis = 0 if name.removesuffix(".weight").endswith(_ROW_SPLIT) else 1
-            pieces = list(tensor.chunk(shards, dim=axis))
-        for part, piece in zip(parts, pieces):
-            part[name] = piece.to(torch.bfloat16).contiguous()
-    directory.mkdir(parents=True, exist_ok=True)
-    for index, part in enumerate(parts):
-        torch.save(part, directory / f"consolidated.{index:02d}.pth")
-    params = {"dim": dim, "n_layers": n_layers, "n_heads": n_heads, "n_kv_heads": n_kv_heads,
-              "multiple_of": multiple_of, "ffn_dim_multiplier": None, "norm_eps": 1e-5, "rope_theta": 1e6,
-              "vocab_size": -1}  # fmt: skip
-    (directory / "params.json").write_text(json.dumps(params, indent=2))
-    (directory / "tokenizer.model").write_bytes(TINY_MODEL_PATH.read_bytes())
-    return directory
 
 
 class _Steps:
@@ -145,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.disable_progress_bar()
 
     from .conversion.convert import convert
+    from .conversion.mapping import parse_params
+    from .conversion.meta_writer import write_random_meta_checkpoint
+
+    tiny = parse_params({"dim": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "multiple_of": 32, "rope_theta": 1e6})
 
     steps = _Steps()
     with tempfile.TemporaryDirectory(prefix="codellama-demo-") as scratch:
@@ -159,7 +103,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             else:
                 print("This demo runs on a tiny model with RANDOM weights: its generations are noise, not code.")
                 meta = steps.run(
-                    "write tiny Meta checkpoint", lambda: write_tiny_meta_checkpoint(work / "CodeLlama-tiny-Instruct")
+                    "write tiny Meta checkpoint",
+                    lambda: write_random_meta_checkpoint(
+                        work / "CodeLlama-tiny-Instruct", tiny, tokenizer_model=TINY_MODEL_PATH, shards=2
+                    ),
                 )
                 convert_kwargs = {"variant": "instruct"}
             checkpoint = work / "converted"

@@ -17,6 +17,7 @@ import torch
 from safetensors import safe_open
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
+from ..modeling_code_llama import CodeLlamaForCausalLM
 from .errors import ConversionError
 from .mapping import MetaParams
 from .meta_checkpoint import MetaCheckpoint
@@ -102,13 +103,8 @@ def _safetensors_reader(output_dir: Path) -> Callable[[str], Iterator[tuple[str,
 
 
 def _model_class(config: LlamaConfig) -> type[PreTrainedModel]:
-    if config.model_type == "llama":
-        return LlamaForCausalLM
-    try:  # the plugin's model class, as users load it
-        from transformers_codellama.modeling_code_llama import CodeLlamaForCausalLM
-    except ImportError:  # same architecture; only the plugin's registration is missing
-        return LlamaForCausalLM
-    return CodeLlamaForCausalLM
+    """The class users load the checkpoint with: stock Llama for `--format llama`, else the plugin's."""
+    return LlamaForCausalLM if config.model_type == "llama" else CodeLlamaForCausalLM
 
 
 def converted_logits(output_dir: Path, config: LlamaConfig, prompts: list[torch.Tensor]) -> list[torch.Tensor]:

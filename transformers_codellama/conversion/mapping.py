@@ -12,13 +12,12 @@ from typing import Any
 
 import torch
 
+from ..releases import CUSTOM_SIZE, VARIANTS
 from .errors import ConversionError
 
 # (dim, n_layers) -> released size; the number of model-parallel shards Meta ships for each size.
 KNOWN_SIZES: dict[tuple[int, int], str] = {(4096, 32): "7B", (5120, 40): "13B", (8192, 48): "34B", (8192, 80): "70B"}
 SHARDS_PER_SIZE = {"7B": 1, "13B": 2, "34B": 4, "70B": 8}
-CUSTOM_SIZE = "custom"
-VARIANTS = ("base", "python", "instruct")
 
 # Meta name (per layer, after "layers.N.") -> (HF name after "model.layers.N.", model-parallel split axis or None).
 LAYER_TENSORS: dict[str, tuple[str, int | None]] = {
@@ -71,6 +70,22 @@ def permute_rotary(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
     """
     rows, cols = weight.shape
     return weight.view(n_heads, rows // n_heads // 2, 2, cols).transpose(1, 2).reshape(rows, cols)
+
+
+def unpermute_rotary(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """The inverse of `permute_rotary`: Hugging Face's rotated-halves rows back to Meta's interleaved pairs."""
+    rows, cols = weight.shape
+    return weight.view(n_heads, 2, rows // n_heads // 2, cols).transpose(1, 2).reshape(rows, cols)
+
+
+def split_for_shards(meta_name: str, tensor: torch.Tensor, shards: int) -> list[torch.Tensor]:
+    """The inverse of merging: `tensor` cut into Meta's `shards` model-parallel slices (or copied, if replicated)."""
+    axis = shard_axis(meta_name)
+    if axis is None:
+        return [tensor] * shards
+    if tensor.shape[axis] % shards:
+        raise ConversionError(f"{meta_name}: {tensor.shape[axis]} rows or columns do not split into {shards} shards")
+    return [piece.contiguous() for piece in tensor.chunk(shards, dim=axis)]
 
 
 def ffn_hidden_size(dim: int, multiple_of: int, ffn_dim_multiplier: float | None = None) -> int:
@@ -146,6 +161,21 @@ def parse_params(raw: Mapping[str, Any], *, source: str = "params.json") -> Meta
     return params
 
 
+def params_json(params: MetaParams) -> dict[str, Any]:
+    """The `params.json` object Meta writes for `params` (the inverse of `parse_params`)."""
+    return {
+        "dim": params.dim,
+        "n_layers": params.n_layers,
+        "n_heads": params.n_heads,
+        "n_kv_heads": params.n_kv_heads,
+        "multiple_of": params.multiple_of,
+        "ffn_dim_multiplier": params.ffn_dim_multiplier,
+        "norm_eps": params.norm_eps,
+        "rope_theta": params.rope_theta,
+        "vocab_size": -1 if params.vocab_size is None else params.vocab_size,
+    }
+
+
 def meta_shapes(params: MetaParams, vocab_size: int) -> dict[str, tuple[int, ...]]:
     """The full (unsharded) shape of every Meta tensor, in the order the converter writes them."""
     dim, hidden, kv_dim = params.dim, params.hidden_dim, params.n_kv_heads * params.head_dim
@@ -180,7 +210,7 @@ def infer_variant(directory_name: str) -> str | None:
     """The variant a directory name such as `CodeLlama-13b-Instruct` implies ("base" if it names none), or None if
     it names both Python and Instruct."""
     words = set(re.split(r"[^a-z0-9]+", directory_name.lower()))
-    found = [variant for variant in ("python", "instruct") if variant in words]
+    found = [variant for variant in VARIANTS if variant != "base" and variant in words]
     return found[0] if len(found) == 1 else ("base" if not found else None)
 
 
@@ -228,8 +258,11 @@ __all__ = [
     "infer_variant",
     "max_context",
     "meta_shapes",
+    "params_json",
     "parse_params",
     "permute_rotary",
     "rotary_heads",
     "shard_axis",
+    "split_for_shards",
+    "unpermute_rotary",
 ]

@@ -16,11 +16,13 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import sentencepiece
 import torch
 
 from .errors import ConversionError
+from .mapped_pages import MappedPages
 from .mapping import DROPPED_TENSORS, MetaParams, meta_shapes, parse_params, shard_axis
 
 _SHARD_NAME = re.compile(r"consolidated\.(\d{2})\.pth")
@@ -79,6 +81,7 @@ class MetaCheckpoint:
     vocab_size: int
     dtype: torch.dtype
     shapes: dict[str, tuple[int, ...]] = field(repr=False)  # full (merged) shape of every tensor to convert
+    _pages: MappedPages = field(default_factory=MappedPages, repr=False, compare=False)
 
     @classmethod
     def open(cls, directory: str | Path) -> MetaCheckpoint:
@@ -101,7 +104,7 @@ class MetaCheckpoint:
         vocab_size = _vocab_size(params, params_path, tokenizer_path, scan, shard_paths[0])
         shapes = meta_shapes(params, vocab_size)
         _check_shapes(shard_paths, scan, shapes, params_path)
-        dtype = scan[0]["tok_embeddings.weight"][1]
+        dtype = scan[0]["tok_embeddings.weight"].dtype
         return cls(directory, params, shard_paths, tokenizer_path, vocab_size, dtype, shapes)
 
     @property
@@ -114,11 +117,24 @@ class MetaCheckpoint:
         return [["tok_embeddings.weight"], *layers, ["norm.weight", "output.weight"]]
 
     def read_slices(self, names: Sequence[str]) -> Iterator[tuple[str, list[torch.Tensor]]]:
-        """Yield each named tensor's model-parallel slices (memory-mapped); the mappings close after the group."""
+        """Yield each named tensor's model-parallel slices (memory-mapped); the mappings close after the group.
+
+        Pieces of the slices may be handed to `release_pages` once they have been used, so that the pages read stay
+        bounded by what is being written rather than by the group.
+        """
         states = [load_shard(path) for path in self.shard_paths]
-        for name in names:
-            yield name, [state[name] for state in states]
-        del states
+        for path, state in zip(self.shard_paths, states, strict=True):
+            self._pages.register(path, state.values())
+        try:
+            for name in names:
+                yield name, [state[name] for state in states]
+        finally:
+            self._pages.clear()  # before the mappings close
+            del states
+
+    def release_pages(self, tensor: torch.Tensor) -> None:
+        """Drop the pages of `tensor` (a contiguous piece of a slice from `read_slices`) from resident memory."""
+        self._pages.release(tensor)
 
     def read(self, names: Sequence[str]) -> Iterator[tuple[str, torch.Tensor]]:
         """Yield each named tensor merged from its model-parallel slices."""
@@ -146,11 +162,20 @@ class MetaCheckpoint:
         return len(entries)
 
 
-# Per shard: name -> (shape, dtype, value for replicated tensors, which must agree across shards).
-_Scan = list[dict[str, tuple[tuple[int, ...], torch.dtype, torch.Tensor | None]]]
+class _Entry(NamedTuple):
+    """What the scan keeps of one tensor in one shard."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    value: torch.Tensor | None  # replicated tensors only: they must agree across shards
+
+
+# Per shard, in shard order: tensor name -> its entry.
+_Scan = list[dict[str, _Entry]]
 
 
 def _scan(shard_paths: list[Path]) -> _Scan:
+    """Shape, dtype (and, for replicated tensors, the value) of every tensor in every shard."""
     scan: _Scan = []
     for path in shard_paths:
         entries = {}
@@ -164,7 +189,7 @@ def _scan(shard_paths: list[Path]) -> _Scan:
             if not tensor.is_floating_point():
                 raise ConversionError(f"{path}: tensor {name} has dtype {tensor.dtype}; expected a floating dtype")
             # Replicated tensors are norms (dim floats): cheap to compare for shards that disagree.
-            entries[name] = (tuple(tensor.shape), tensor.dtype, tensor.clone() if axis is None else None)
+            entries[name] = _Entry(tuple(tensor.shape), tensor.dtype, tensor.clone() if axis is None else None)
         scan.append(entries)
     return scan
 
@@ -172,7 +197,7 @@ def _scan(shard_paths: list[Path]) -> _Scan:
 def _vocab_size(params: MetaParams, params_path: Path, tokenizer_path: Path, scan: _Scan, shard0: Path) -> int:
     if "tok_embeddings.weight" not in scan[0]:
         raise ConversionError(f"{shard0}: tensor tok_embeddings.weight is missing")
-    rows = scan[0]["tok_embeddings.weight"][0][0]
+    rows = scan[0]["tok_embeddings.weight"].shape[0]
     if params.vocab_size is not None and params.vocab_size != rows:
         raise ConversionError(
             f"{params_path}: vocab_size is {params.vocab_size} but tok_embeddings.weight in "
@@ -190,7 +215,7 @@ def _vocab_size(params: MetaParams, params_path: Path, tokenizer_path: Path, sca
 def _check_shapes(shard_paths: list[Path], scan: _Scan, shapes: dict[str, tuple[int, ...]], params_path: Path) -> None:
     first, count = shard_paths[0], len(shard_paths)
     # The embedding is split along dim, so its slice width says how many shards Meta wrote.
-    width = scan[0]["tok_embeddings.weight"][0][1]
+    width = scan[0]["tok_embeddings.weight"].shape[1]
     dim = shapes["norm.weight"][0]
     implied = dim // width if width and dim % width == 0 else None
     if implied != count:
@@ -222,9 +247,9 @@ def _check_shapes(shard_paths: list[Path], scan: _Scan, shapes: dict[str, tuple[
                     f"{_shape(expected)}{merged}"
                 )
             reference = scan[0][name]
-            if dtype != reference[1]:
-                raise ConversionError(f"{path}: tensor {name} has dtype {dtype}; {first.name} has {reference[1]}")
-            if value is not None and reference[2] is not None and not torch.equal(value, reference[2]):
+            if dtype != reference.dtype:
+                raise ConversionError(f"{path}: tensor {name} has dtype {dtype}; {first.name} has {reference.dtype}")
+            if value is not None and reference.value is not None and not torch.equal(value, reference.value):
                 raise ConversionError(f"{path}: replicated tensor {name} differs from the one in {first.name}")
 
 

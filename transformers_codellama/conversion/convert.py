@@ -5,7 +5,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,11 +14,13 @@ import torch
 from huggingface_hub.utils import tqdm
 from transformers import LlamaConfig
 
-from transformers_codellama import __version__
-from transformers_codellama.configuration_code_llama import CodeLlamaConfig
-from transformers_codellama.modeling_code_llama import generation_config_for
-from transformers_codellama.remote_code import save_remote_code
-
+from .. import __version__
+from ..chat import chat_template_for
+from ..configuration_code_llama import CodeLlamaConfig
+from ..modeling_code_llama import generation_config_for
+from ..releases import CUSTOM_SIZE
+from ..remote_code import save_remote_code
+from ..tokenization_code_llama_fast import CodeLlamaTokenizerFast
 from .errors import ConversionError
 from .mapping import (
     SHARDS_PER_SIZE,
@@ -33,6 +35,7 @@ from .mapping import (
 )
 from .meta_checkpoint import MetaCheckpoint
 from .model_card import CardFacts, model_card, original_name
+from .stock_tokenizer import save_stock_tokenizer
 from .verify import verify_conversion
 from .writer import ShardWriter, TensorSpec, check_output_dir, parse_size, staged_output
 
@@ -75,9 +78,6 @@ def peak_rss_bytes() -> int:
 
 def build_tokenizer(tokenizer_model: Path, *, variant: str, context_length: int) -> Any:
     """The plugin's fast tokenizer for `tokenizer_model`, with the chat template for Instruct models."""
-    from transformers_codellama.chat import chat_template_for
-    from transformers_codellama.tokenization_code_llama_fast import CodeLlamaTokenizerFast
-
     try:
         tokenizer = CodeLlamaTokenizerFast(vocab_file=str(tokenizer_model))
     except (ValueError, RuntimeError, OSError) as error:
@@ -125,31 +125,48 @@ BLOCK_BYTES = 16 * 2**20
 
 
 def row_blocks(
-    slices: list[torch.Tensor], *, axis: int | None, heads: int | None, dtype: torch.dtype
+    slices: list[torch.Tensor],
+    *,
+    axis: int | None,
+    heads: int | None,
+    dtype: torch.dtype,
+    release: Callable[[torch.Tensor], None] | None = None,
 ) -> Iterator[torch.Tensor]:
     """The merged (and, for wq/wk, rotary-permuted) tensor as consecutive row blocks of about BLOCK_BYTES.
 
     Slices split along rows are whole row ranges of the result, and each holds whole heads, so they are permuted
     one by one; slices split along columns are joined a block of rows at a time. No block is ever the whole tensor.
+    Each piece of `slices` is passed to `release` once it has been read (and its block written), so the memory
+    read from the shards stays at about one block.
     """
+    release = release or (lambda piece: None)
     if axis is None:
         slices = slices[:1]  # replicated: every shard holds the same values
-    if heads is not None and heads % len(slices):  # heads straddle shards (never in Meta's releases): merge first
-        slices, axis = [permute_rotary(torch.cat(slices), heads)], 0
-    elif heads is not None:
-        slices = [permute_rotary(piece, heads // len(slices)) for piece in slices]
+    if heads is not None:
+        if heads % len(slices):  # heads straddle shards (never in Meta's releases): merge first
+            permuted, axis = [permute_rotary(torch.cat(slices), heads)], 0
+        else:
+            permuted = [permute_rotary(piece, heads // len(slices)) for piece in slices]
+        for piece in slices:
+            release(piece)  # the permuted rows are a copy
+        slices, release = permuted, (lambda piece: None)
     row_elements = slices[0][0].numel() * (len(slices) if axis == 1 else 1)
     step = max(1, BLOCK_BYTES // (row_elements * dtype.itemsize))
     if axis == 1:
         for row in range(0, slices[0].shape[0], step):
-            yield torch.cat([piece[row : row + step] for piece in slices], dim=1).to(dtype)
+            pieces = [piece[row : row + step] for piece in slices]
+            yield torch.cat(pieces, dim=1).to(dtype)
+            for piece in pieces:
+                release(piece)
         return
     for piece in slices:
         for row in range(0, piece.shape[0], step):
             yield piece[row : row + step].to(dtype)
+            release(piece[row : row + step])
 
 
-def _counted(blocks: Iterator[torch.Tensor], progress: Any) -> Iterator[torch.Tensor]:
+def _advancing(progress: Any, blocks: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """`blocks` unchanged, advancing the progress bar by each block's bytes once it has been written."""
     for block in blocks:
         yield block
         progress.update(block.numel() * block.element_size())
@@ -165,10 +182,83 @@ def _write_weights(
         for group in checkpoint.groups():
             for name, slices in checkpoint.read_slices(group):
                 heads = rotary_heads(name, checkpoint.params)
-                blocks = row_blocks(slices, axis=shard_axis(name), heads=heads, dtype=dtype)
-                writer.write(names[name], _counted(blocks, progress))
+                blocks = row_blocks(
+                    slices, axis=shard_axis(name), heads=heads, dtype=dtype, release=checkpoint.release_pages
+                )
+                writer.write(names[name], _advancing(progress, blocks))
     writer.finish()
     return writer
+
+
+def _check_inputs(
+    input_dir: Path, output_dir: Path, *, model_size: str | None, variant: str | None, output_format: str, force: bool
+) -> tuple[MetaCheckpoint, str]:
+    """Everything that can be refused before a tensor is read: the format, the output location, the checkpoint
+    itself, the size and variant the caller expects. Returns the opened checkpoint and its variant."""
+    if output_format not in FORMATS:
+        raise ConversionError(f"format must be one of {', '.join(FORMATS)}; found {output_format!r}")
+    check_output_dir(output_dir, force=force)  # before reading anything, so a refusal is immediate
+    if output_dir.resolve() == input_dir.resolve() or output_dir.resolve() in input_dir.resolve().parents:
+        raise ConversionError(f"{output_dir}: output directory must not be or contain the input directory")
+    checkpoint = MetaCheckpoint.open(input_dir)
+    size = checkpoint.model_size
+    if model_size is not None and model_size.upper() != size:
+        p = checkpoint.params
+        raise ConversionError(
+            f"{input_dir / 'params.json'}: --model-size {model_size} disagrees with dim={p.dim}, "
+            f"n_layers={p.n_layers}, which is {size if size != CUSTOM_SIZE else 'no released size'}"
+        )
+    if size in SHARDS_PER_SIZE and len(checkpoint.shard_paths) != SHARDS_PER_SIZE[size]:
+        raise ConversionError(
+            f"{input_dir}: found {len(checkpoint.shard_paths)} consolidated.NN.pth shards; Meta's "
+            f"{size} has {SHARDS_PER_SIZE[size]}"
+        )
+    variant = variant or infer_variant(input_dir.resolve().name)
+    if variant is None:
+        raise ConversionError(f"{input_dir}: the directory name names both Python and Instruct; pass --variant")
+    return checkpoint, variant
+
+
+def _write_metadata(
+    checkpoint: MetaCheckpoint, staging: Path, *, variant: str, output_format: str, dtype: torch.dtype, command: str
+) -> LlamaConfig:
+    """Config, generation config, tokenizer, code files (Code Llama format) and model card; returns the config."""
+    size = checkpoint.model_size
+    # Built after the weights are written, so that the tokenizer's memory and the weights' never add up.
+    tokenizer = build_tokenizer(checkpoint.tokenizer_path, variant=variant, context_length=max_context(size, variant))
+    infilling = bool(tokenizer.supports_infilling)
+    config = build_config(
+        checkpoint.params,
+        vocab_size=checkpoint.vocab_size,
+        model_size=size,
+        variant=variant,
+        output_format=output_format,
+        supports_infilling=infilling,
+        dtype=dtype,
+    )
+    config.save_pretrained(staging)
+    generation_config_for(config, tokenizer).save_pretrained(staging)  # stops on EOT / <step> where they apply
+    if output_format == "codellama":
+        tokenizer.save_pretrained(staging)
+        save_remote_code(staging)  # code files + auto_map: loads with trust_remote_code, no plugin
+    else:  # stock engines: exact ids through stock AutoTokenizer, no code files
+        save_stock_tokenizer(
+            tokenizer, staging, tokenizer_model=checkpoint.tokenizer_path, context_length=config.max_position_embeddings
+        )
+    facts = CardFacts(
+        original_name=original_name(size, variant, checkpoint.directory.resolve().name),
+        model_size=size,
+        variant=variant,
+        output_format=output_format,
+        dtype=str(dtype).removeprefix("torch."),
+        vocab_size=checkpoint.vocab_size,
+        context_length=config.max_position_embeddings,
+        supports_infilling=infilling,
+        converter_version=__version__,
+        command=command,
+    )
+    (staging / "README.md").write_text(model_card(facts), encoding="utf-8")
+    return config
 
 
 def convert(
@@ -192,71 +282,29 @@ def convert(
     """
     start = time.perf_counter()
     input_dir, output_dir = Path(input_dir), Path(output_dir)
-    if output_format not in FORMATS:
-        raise ConversionError(f"format must be one of {', '.join(FORMATS)}; found {output_format!r}")
     shard_bytes = parse_size(max_shard_size)
-    check_output_dir(output_dir, force=force)  # before reading anything, so a refusal is immediate
-    if output_dir.resolve() == input_dir.resolve() or output_dir.resolve() in input_dir.resolve().parents:
-        raise ConversionError(f"{output_dir}: output directory must not be or contain the input directory")
-
-    checkpoint = MetaCheckpoint.open(input_dir)
-    size = checkpoint.model_size
-    if model_size is not None and model_size.upper() != size:
-        p = checkpoint.params
-        raise ConversionError(
-            f"{input_dir / 'params.json'}: --model-size {model_size} disagrees with dim={p.dim}, "
-            f"n_layers={p.n_layers}, which is {size if size != 'custom' else 'no released size'}"
-        )
-    if size in SHARDS_PER_SIZE and len(checkpoint.shard_paths) != SHARDS_PER_SIZE[size]:
-        raise ConversionError(
-            f"{input_dir}: found {len(checkpoint.shard_paths)} consolidated.NN.pth shards; Meta's "
-            f"{size} has {SHARDS_PER_SIZE[size]}"
-        )
-    variant = variant or infer_variant(input_dir.resolve().name)
-    if variant is None:
-        raise ConversionError(f"{input_dir}: the directory name names both Python and Instruct; pass --variant")
+    checkpoint, variant = _check_inputs(
+        input_dir, output_dir, model_size=model_size, variant=variant, output_format=output_format, force=force
+    )
     if verify:
         checkpoint.verify_checksums()
     out_dtype = _resolve_dtype(dtype, checkpoint.dtype)
     difference = None
     with staged_output(output_dir, force=force) as staging:
         writer = _write_weights(checkpoint, staging, dtype=out_dtype, max_shard_size=shard_bytes)
-        # The tokenizer is built after the weights so that its memory and the weights' never add up.
-        tokenizer = build_tokenizer(
-            checkpoint.tokenizer_path, variant=variant, context_length=max_context(size, variant)
-        )
-        config = build_config(
-            checkpoint.params,
-            vocab_size=checkpoint.vocab_size,
-            model_size=size,
+        config = _write_metadata(
+            checkpoint,
+            staging,
             variant=variant,
             output_format=output_format,
-            supports_infilling=bool(tokenizer.supports_infilling),
             dtype=out_dtype,
+            command=command or "transformers_codellama.conversion.convert.convert(...)",
         )
-        config.save_pretrained(staging)
-        generation_config_for(config, tokenizer).save_pretrained(staging)  # stops on EOT / <step> where they apply
-        tokenizer.save_pretrained(staging)
-        if output_format == "codellama":
-            save_remote_code(staging)  # code files + auto_map: loads with trust_remote_code, no plugin
-        facts = CardFacts(
-            original_name=original_name(size, variant, input_dir.resolve().name),
-            model_size=size,
-            variant=variant,
-            output_format=output_format,
-            dtype=str(out_dtype).removeprefix("torch."),
-            vocab_size=checkpoint.vocab_size,
-            context_length=config.max_position_embeddings,
-            supports_infilling=bool(tokenizer.supports_infilling),
-            converter_version=__version__,
-            command=command or "transformers_codellama.conversion.convert(...)",
-        )
-        (staging / "README.md").write_text(model_card(facts), encoding="utf-8")
         if verify:  # before the move: a checkpoint that fails verification never appears at output_dir
             difference = verify_conversion(checkpoint, staging, config)
     return ConversionResult(
         output_dir=output_dir,
-        model_size=size,
+        model_size=checkpoint.model_size,
         variant=variant,
         output_format=output_format,
         dtype=out_dtype,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..releases import CUSTOM_SIZE
+
 LICENSE_URL = "https://github.com/meta-llama/codellama/blob/main/LICENSE"
 
 
@@ -25,7 +27,7 @@ class CardFacts:
 
 def original_name(model_size: str, variant: str, directory_name: str) -> str:
     """Meta's name for the checkpoint (`CodeLlama-34b-Python`); the input directory's name for custom shapes."""
-    if model_size == "custom":
+    if model_size == CUSTOM_SIZE:
         return directory_name
     suffix = {"base": "", "python": "-Python", "instruct": "-Instruct"}[variant]
     return f"CodeLlama-{model_size.lower()}{suffix}"
@@ -41,7 +43,9 @@ def model_card(facts: CardFacts) -> str:
     else:
         loading = (
             "It is a plain Llama-architecture checkpoint (`model_type: llama`) that stock transformers, vLLM, TGI and "
-            "llama.cpp's converter read; the tokenizer files are Code Llama's."
+            "llama.cpp's converter read. Its tokenizer loads with stock `AutoTokenizer` as a `PreTrainedTokenizerFast` "
+            "that gives SentencePiece's ids, so infilling prompts written as `<PRE> {prefix} <SUF>{suffix} <MID>` are "
+            "tokenized as Meta's tokenizer tokenizes them."
         )
     infilling = (
         "It supports infilling (fill-in-the-middle); generation stops on `▁<EOT>` as well as `</s>`."

@@ -1,1 +1,0 @@
-"""Conversion of Meta's Code Llama checkpoints to the Hugging Face format (installed as `transformers_codellama.conversion`)."""
