@@ -21,7 +21,7 @@ setup(
     # The converter lives in the top-level `conversion/` folder and installs as a subpackage.
     packages=["transformers_codellama", "transformers_codellama.conversion"],
     package_dir={"transformers_codellama.conversion": "conversion"},
-    package_data={"transformers_codellama": ["data/*.model", "py.typed"]},
+    package_data={"transformers_codellama": ["data/*.model", "data/*.safetensors", "py.typed"]},
     install_requires=[
         "transformers>=5.5.0,<6",
         "tokenizers>=0.22",
@@ -34,7 +34,11 @@ setup(
         "psutil>=5.9",
     ],
     extras_require={
+        # Fine-tuning with FIM examples: datasets map functions and LoRA adapters.
+        "train": ["peft>=0.13", "datasets>=3.0"],
         "test": [
+            "peft>=0.13",
+            "datasets>=3.0",
             "pytest>=8",
             "hypothesis>=6.100",
             "ruff>=0.6",
