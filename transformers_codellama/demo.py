@@ -1,7 +1,7 @@
 """`codellama-demo`: the whole path from Meta's checkpoint format to completion, infilling and chat, in one command.
 
 With no arguments it needs no download and no weights of yours: it writes the package's small trained Code Llama
-(635k parameters, trained for minutes on part of Python's standard library, shipped with the package) as a
+(1.06M parameters, trained for minutes on part of Python's standard library, shipped with the package) as a
 checkpoint in Meta's layout, converts it with the real converter, loads it through `AutoTokenizer`,
 `AutoModelForCausalLM` and `pipeline`, and runs a completion and an infilling prompt, showing what it filled in.
 It writes Python-shaped code, not good code. `--random-weights` runs an Instruct-shaped checkpoint with random
@@ -31,7 +31,7 @@ from .tiny_tokenizer import TINY_MODEL_PATH
 T = TypeVar("T")
 
 # One line of a held-out-style function left for the model to write.
-INFILL_PROMPT = "def count_words(lines):\n    counts = {}\n    for line in lines:\n<FILL_ME>\n    return counts\n"
+INFILL_PROMPT = "def count_words(lines):\n    counts = {}\n    for line in lines:\n<FILL_ME>    return counts\n"
 
 # Meta's model-parallel split axes: row-parallel weights are cut along dim 0, column-parallel ones along dim 1.
 _ROW_SPLIT = ("attention.wq", "attention.wk", "attention.wv", "feed_forward.w1", "feed_forward.w3", "output")
@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 convert_kwargs = {"variant": "instruct"}
             else:
                 print(
-                    "This demo runs the package's tiny trained Code Llama (635k parameters, minutes of training on "
+                    "This demo runs the package's tiny trained Code Llama (1.06M parameters, minutes of training on "
                     "the standard library): Python-shaped code, not good code."
                 )
                 meta = steps.run("write tiny Meta checkpoint", lambda: write_meta_checkpoint(work / "CodeLlama-tiny"))
