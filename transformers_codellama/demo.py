@@ -30,8 +30,8 @@ from .tiny_tokenizer import TINY_MODEL_PATH
 
 T = TypeVar("T")
 
-# One line of a held-out-style function left for the model to write.
-INFILL_PROMPT = "def count_words(lines):\n    counts = {}\n    for line in lines:\n<FILL_ME>    return counts\n"
+# One line of a method left for the model to write (it should close the file, then stop).
+INFILL_PROMPT = "    def close(self):\n        if self._file is not None:\n<FILL_ME>            self._file = None\n"
 
 # Meta's model-parallel split axes: row-parallel weights are cut along dim 0, column-parallel ones along dim 1.
 _ROW_SPLIT = ("attention.wq", "attention.wk", "attention.wv", "feed_forward.w1", "feed_forward.w3", "output")
