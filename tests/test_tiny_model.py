@@ -9,9 +9,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from tiny_checkpoints import random_model
+from transformers_codellama.conversion.convert import convert
 
 from transformers_codellama import CodeLlamaForCausalLM, CodeLlamaTokenizerFast
-from transformers_codellama.conversion.convert import convert
 from transformers_codellama.tiny_model import (
     CONTEXT,
     PARAMS,
@@ -43,7 +43,7 @@ def test_meta_export_converts_back_to_the_same_model(tmp_path):
 def test_shipped_weights_record_how_they_were_trained():
     with safe_open(str(WEIGHTS_PATH), framework="pt") as handle:
         metadata = handle.metadata()
-        names = set(handle.keys())  # noqa: SIM118
+        names = set(handle.keys())
     params = json.loads(metadata["params"])
     assert params == PARAMS and int(metadata["context"]) == CONTEXT and int(metadata["steps"]) > 0
     assert {"tok_embeddings.weight", "output.weight", "layers.0.attention.wq.weight"} <= names
