@@ -30,6 +30,7 @@ import math
 import random
 import sys
 import sysconfig
+import tempfile
 import time
 import zlib
 from collections.abc import Sequence
@@ -310,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 log(f"step {state.global_step}: {json.dumps({k: round(v, 5) for k, v in logs.items()})}")
 
     training_args = TrainingArguments(
-        output_dir=str(Path(args.output).parent / ".tiny_model_run"),
+        output_dir=tempfile.mkdtemp(prefix="tiny-model-run-"),  # nothing is saved there (save_strategy="no")
         max_steps=args.steps,
         per_device_train_batch_size=args.batch_size,
         learning_rate=args.lr,
