@@ -6,6 +6,7 @@ from setuptools import setup
 
 HERE = Path(__file__).parent
 SERVE = ["fastapi>=0.110", "uvicorn>=0.29", "pydantic>=2.6"]
+TRAIN = ["peft>=0.13", "datasets>=3.0"]
 
 setup(
     name="transformers-codellama",
@@ -20,7 +21,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=["transformers_codellama", "transformers_codellama.conversion", "transformers_codellama.serving"],
-    package_data={"transformers_codellama": ["data/*.model", "py.typed"]},
+    package_data={"transformers_codellama": ["data/*.model", "data/*.safetensors", "py.typed"]},
     install_requires=[
         "transformers>=5.5.0,<6",
         "tokenizers>=0.22",
@@ -35,8 +36,11 @@ setup(
     extras_require={
         # `codellama-serve`: the HTTP server for editors (OpenAI, llama.cpp and TGI APIs).
         "serve": SERVE,
+        # Fine-tuning with FIM examples: datasets map functions and LoRA adapters.
+        "train": TRAIN,
         "test": [
             *SERVE,
+            *TRAIN,
             "openai>=1.0",
             "httpx>=0.27",
             "pytest>=8",

@@ -4,6 +4,7 @@ Importing this package registers Code Llama's config, model and tokenizers with 
 """
 
 from .configuration_code_llama import CodeLlamaConfig
+from .fim import fim_example
 from .modeling_code_llama import CodeLlamaForCausalLM, CodeLlamaModel
 from .pipelines import CodeLlamaTextGenerationPipeline
 from .registration import register
@@ -25,6 +26,7 @@ __all__ = [
     "CodeLlamaTokenizer",
     "CodeLlamaTokenizerFast",
     "__version__",
+    "fim_example",
     "register",
     "save_remote_code",
 ]

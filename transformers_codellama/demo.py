@@ -1,9 +1,11 @@
 """`codellama-demo`: the whole path from Meta's checkpoint format to completion, infilling and chat, in one command.
 
-With no arguments it needs no download and no weights of yours: it writes a tiny checkpoint in Meta's layout
-(random weights, the package's own small tokenizer), converts it with the real converter, loads it through
-`AutoTokenizer`, `AutoModelForCausalLM` and `pipeline`, and runs a completion, an infilling prompt and a chat
-prompt. The weights are random, so the generated text is noise: the demo shows the machinery, not the model.
+With no arguments it needs no download and no weights of yours: it writes the package's small trained Code Llama
+(1.06M parameters, trained for minutes on part of Python's standard library, shipped with the package) as a
+checkpoint in Meta's layout, converts it with the real converter, loads it through `AutoTokenizer`,
+`AutoModelForCausalLM` and `pipeline`, and runs a completion and an infilling prompt, showing what it filled in.
+It writes Python-shaped code, not good code. `--random-weights` runs an Instruct-shaped checkpoint with random
+weights instead, which also shows the chat path (its output is noise).
 
 On real weights:
 
@@ -20,9 +22,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .tiny_model import write_meta_checkpoint
 from .tiny_tokenizer import TINY_MODEL_PATH
 
 T = TypeVar("T")
+
+# One line of a method left for the model to write (it should close the file, then stop).
+INFILL_PROMPT = "    def close(self):\n        if self._file is not None:\n<FILL_ME>            self._file = None\n"
 
 
 class _Steps:
@@ -70,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--checkpoint", help="a converted Hugging Face checkpoint to run instead of the tiny one")
     source.add_argument("--meta-dir", help="a Meta checkpoint directory to convert first (e.g. CodeLlama-7b-Instruct)")
+    source.add_argument(
+        "--random-weights", action="store_true", help="a tiny Instruct-shaped model with random weights (shows chat)"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=24, help="tokens to generate per prompt (default 24)")
     return parser
 
@@ -100,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 meta = Path(args.meta_dir)
                 print("Converting your Meta checkpoint with the real converter.")
                 convert_kwargs: dict[str, Any] = {}
-            else:
+            elif args.random_weights:
                 print("This demo runs on a tiny model with RANDOM weights: its generations are noise, not code.")
                 meta = steps.run(
                     "write tiny Meta checkpoint",
@@ -109,6 +118,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                     ),
                 )
                 convert_kwargs = {"variant": "instruct"}
+            else:
+                print(
+                    "This demo runs the package's tiny trained Code Llama (1.06M parameters, minutes of training on "
+                    "the standard library): Python-shaped code, not good code."
+                )
+                meta = steps.run("write tiny Meta checkpoint", lambda: write_meta_checkpoint(work / "CodeLlama-tiny"))
+                convert_kwargs = {"variant": "base"}
             checkpoint = work / "converted"
             result = steps.run(
                 "convert (codellama-convert --verify)",
@@ -130,12 +146,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"\n== completion\n{completion!r}")
 
         if tokenizer.supports_infilling:
-            infill = 'def remove_non_ascii(s: str) -> str:\n    """ <FILL_ME>\n    return result\n'
+            infill = INFILL_PROMPT
             print(f"\n== infilling\nprompt layout: {describe_layout(tokenizer, tokenizer(infill)['input_ids'])}")
             middle = steps.run(
                 "infilling", lambda: generator(infill, return_full_text=False, **greedy)[0]["generated_text"]
             )
             print(f"middle (stops at ▁<EOT>): {middle!r}")
+            print("filled in:\n" + infill.replace(tokenizer.fill_token, middle))
         else:
             print("\n== infilling: skipped, this model cannot infill (Code Llama 34B and Python models cannot)")
 
@@ -144,7 +161,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             reply = steps.run("chat", lambda: generator(messages, **greedy)[0]["generated_text"][-1]["content"])
             print(f"\n== chat\nassistant: {reply!r}")
         else:
-            print("\n== chat: skipped, this checkpoint has no chat template (only Instruct models do)")
+            print(
+                "\n== chat: skipped, this checkpoint has no chat template (only Instruct models do; try --random-weights)"
+            )
     print("\n" + steps.table())
 
 

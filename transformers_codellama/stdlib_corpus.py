@@ -13,13 +13,15 @@ from pathlib import Path
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
 
-def iter_stdlib_sources(*, recursive: bool = True) -> Iterator[str]:
-    """The text of each standard-library `.py` file (sorted by path), skipping files that are not UTF-8.
+def stdlib_paths(*, recursive: bool = True) -> list[Path]:
+    """The standard library's `.py` files, sorted; `recursive=False` gives only the top-level modules (no packages,
+    no tests)."""
+    return sorted(STDLIB.rglob("*.py") if recursive else STDLIB.glob("*.py"))
 
-    `recursive=False` gives only the top-level modules (no packages, no tests).
-    """
-    paths = sorted(STDLIB.rglob("*.py") if recursive else STDLIB.glob("*.py"))
-    for path in paths:
+
+def iter_stdlib_sources(*, recursive: bool = True) -> Iterator[str]:
+    """The text of each of `stdlib_paths(recursive=...)`, skipping files that are not UTF-8."""
+    for path in stdlib_paths(recursive=recursive):
         try:
             yield path.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
@@ -41,4 +43,4 @@ def stdlib_sources(*, max_files: int | None = None, max_bytes: int | None = None
     return texts
 
 
-__all__ = ["STDLIB", "iter_stdlib_sources", "stdlib_sources"]
+__all__ = ["STDLIB", "iter_stdlib_sources", "stdlib_paths", "stdlib_sources"]
