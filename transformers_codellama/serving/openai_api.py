@@ -83,6 +83,38 @@ def usage_of(generations: Sequence[Generation]) -> Usage:
     )
 
 
+async def openai_events(
+    request: Request,
+    generations: list[Generation],
+    *,
+    opening: Callable[[int, Generation], str | None],
+    delta: Callable[[int, str], str],
+    closing: Callable[[int, Generation], str],
+    usage: Callable[[Usage], str] | None,
+) -> AsyncIterator[str]:
+    """An OpenAI stream of `generations` (completions and chat alike): each choice's opening chunk (if any), the text
+    deltas as they come, each choice's closing chunk with its finish reason, the usage chunk when asked for, then
+    `[DONE]`. An error ends the stream as an OpenAI error event; the server goes on serving."""
+    async with watch_disconnect(request.receive, generations):
+        try:
+            for index, generation in enumerate(generations):
+                if (first := opening(index, generation)) is not None:
+                    yield first
+            async for index, piece in merged(generations):
+                if piece.text:
+                    yield delta(index, piece.text)
+            for index, generation in enumerate(generations):
+                yield closing(index, generation)
+            note_usage(request, generations)
+            if usage is not None:
+                yield usage(usage_of(generations))
+            yield "data: [DONE]\n\n"
+        except ServingError as error:
+            yield sse(error_body(OPENAI, error))
+        except Exception as error:  # the engine failed this request: tell the client, keep serving others
+            yield sse(error_body(OPENAI, ServingError(500, f"generation failed: {error}")))
+
+
 def finish_reason(generation: Generation) -> str:
     return "stop" if generation.finish_reason == "stop" else "length"
 
@@ -167,27 +199,16 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
         choice = CompletionChoice(index=index, text=text, finish_reason=reason)  # type: ignore[arg-type]
         return sse(Completion(**identity, choices=[choice], truncated=truncated))
 
-    async def events() -> AsyncIterator[str]:
-        async with watch_disconnect(request.receive, generations):
-            try:
-                if body.echo:
-                    for index, generation in enumerate(generations):
-                        yield chunk(index, generation.prompt.text, None)
-                async for index, delta in merged(generations):
-                    if delta.text:
-                        yield chunk(index, delta.text, None)
-                for index, generation in enumerate(generations):
-                    yield chunk(index, "", finish_reason(generation))
-                note_usage(request, generations)
-                if include_usage:
-                    yield sse(Completion(**identity, choices=[], usage=usage_of(generations)))
-                yield "data: [DONE]\n\n"
-            except ServingError as error:
-                yield sse(error_body(OPENAI, error))
-            except Exception as error:  # the engine failed this request: tell the client, keep serving others
-                yield sse(error_body(OPENAI, ServingError(500, f"generation failed: {error}")))
-
-    return event_stream(events())
+    return event_stream(
+        openai_events(
+            request,
+            generations,
+            opening=lambda index, generation: chunk(index, generation.prompt.text, None) if body.echo else None,
+            delta=lambda index, text: chunk(index, text, None),
+            closing=lambda index, generation: chunk(index, "", finish_reason(generation)),
+            usage=(lambda usage: sse(Completion(**identity, choices=[], usage=usage))) if include_usage else None,
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------------------ chat
@@ -238,26 +259,18 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
         choice = ChatChunkChoice(index=index, delta=delta, finish_reason=reason)  # type: ignore[arg-type]
         return sse(ChatCompletionChunk(**identity, choices=[choice]))
 
-    async def events() -> AsyncIterator[str]:
-        async with watch_disconnect(request.receive, generations):
-            try:
-                for index in range(len(generations)):
-                    yield chunk(index, ChatDelta(role="assistant", content=""))
-                async for index, delta in merged(generations):
-                    if delta.text:
-                        yield chunk(index, ChatDelta(content=delta.text))
-                for index, generation in enumerate(generations):
-                    yield chunk(index, ChatDelta(), finish_reason(generation))
-                note_usage(request, generations)
-                if include_usage:
-                    yield sse(ChatCompletionChunk(**identity, choices=[], usage=usage_of(generations)))
-                yield "data: [DONE]\n\n"
-            except ServingError as error:
-                yield sse(error_body(OPENAI, error))
-            except Exception as error:  # the engine failed this request: tell the client, keep serving others
-                yield sse(error_body(OPENAI, ServingError(500, f"generation failed: {error}")))
-
-    return event_stream(events())
+    return event_stream(
+        openai_events(
+            request,
+            generations,
+            opening=lambda index, _: chunk(index, ChatDelta(role="assistant", content="")),
+            delta=lambda index, text: chunk(index, ChatDelta(content=text)),
+            closing=lambda index, generation: chunk(index, ChatDelta(), finish_reason(generation)),
+            usage=(lambda usage: sse(ChatCompletionChunk(**identity, choices=[], usage=usage)))
+            if include_usage
+            else None,
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------------------ models
