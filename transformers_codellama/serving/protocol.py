@@ -27,28 +27,33 @@ class StreamOptions(_Strict):
     include_usage: bool = False
 
 
-class CompletionRequest(_Strict):
-    """`POST /v1/completions`: OpenAI's legacy completions; `suffix` (even "") means fill-in-the-middle."""
+class _OpenAIRequest(_Strict):
+    """The sampling and streaming fields OpenAI's completions and chat requests share (with OpenAI's defaults)."""
 
     model: str
-    prompt: str | list[str]
-    suffix: str | None = None
-    max_tokens: int | None = Field(default=16, ge=0)
     temperature: float | None = Field(default=1.0, ge=0, le=2)
     top_p: float | None = Field(default=1.0, ge=0, le=1)
     n: int = Field(default=1, ge=1, le=128)
     stream: bool = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = Field(default=None, max_length=4)
-    echo: bool = False
     seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)
     user: str | None = None
+    presence_penalty: float | None = None  # refused unless neutral (0), as are the other unimplemented fields
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+
+
+class CompletionRequest(_OpenAIRequest):
+    """`POST /v1/completions`: OpenAI's legacy completions; `suffix` (even "") means fill-in-the-middle."""
+
+    prompt: str | list[str]
+    suffix: str | None = None
+    max_tokens: int | None = Field(default=16, ge=0)
+    echo: bool = False
     # OpenAI fields without an implementation here: refused unless neutral.
     logprobs: int | None = None
     best_of: int | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    logit_bias: dict[str, float] | None = None
 
     NEUTRAL: ClassVar[dict[str, Any]] = {
         "logprobs": None,
@@ -74,26 +79,14 @@ class ChatMessage(_Strict):
         return self.content if isinstance(self.content, str) else "".join(part.text for part in self.content)
 
 
-class ChatCompletionRequest(_Strict):
+class ChatCompletionRequest(_OpenAIRequest):
     """`POST /v1/chat/completions` for Code Llama - Instruct checkpoints."""
 
-    model: str
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=0)
     max_completion_tokens: int | None = Field(default=None, ge=0)
-    temperature: float | None = Field(default=1.0, ge=0, le=2)
-    top_p: float | None = Field(default=1.0, ge=0, le=1)
-    n: int = Field(default=1, ge=1, le=128)
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    stop: str | list[str] | None = Field(default=None, max_length=4)
-    seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)
-    user: str | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    logit_bias: dict[str, float] | None = None
 
     NEUTRAL: ClassVar[dict[str, Any]] = {
         "logprobs": False,
