@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import sentencepiece as spm
+from meta_tokenizer import MetaTokenizer
 from real_data import CODELLAMA_MODEL, LLAMA2_MODEL, MODELS
 
 from transformers_codellama import CodeLlamaTokenizer, CodeLlamaTokenizerFast
@@ -37,3 +38,15 @@ def slow() -> dict[str, CodeLlamaTokenizer]:
 @pytest.fixture(scope="session")
 def fast() -> dict[str, CodeLlamaTokenizerFast]:
     return {name: CodeLlamaTokenizerFast(vocab_file=str(path)) for name, path in MODELS.items()}
+
+
+@pytest.fixture(scope="session")
+def meta(sp) -> MetaTokenizer:
+    """Meta's tokenizer behaviour restated on SentencePiece with Code Llama's model (tests/meta_tokenizer.py)."""
+    return MetaTokenizer(sp["codellama"])
+
+
+@pytest.fixture(params=["slow", "fast"])
+def tokenizer(request: pytest.FixtureRequest) -> CodeLlamaTokenizer | CodeLlamaTokenizerFast:
+    """Each tokenizer class on Code Llama's model."""
+    return request.getfixturevalue(request.param)["codellama"]

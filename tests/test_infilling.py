@@ -16,11 +16,6 @@ from transformers_codellama.infilling import (
 )
 
 
-@pytest.fixture(scope="module")
-def meta(sp):
-    return MetaTokenizer(sp["codellama"])
-
-
 def _ids(meta: MetaTokenizer) -> InfillingIds:
     return InfillingIds(meta.bos_id, meta.prefix_id, meta.suffix_id, meta.middle_id, meta.eot_id)
 

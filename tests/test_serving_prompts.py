@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from meta_tokenizer import MetaTokenizer
 from real_data import CODELLAMA_MODEL, code_cuts, stdlib_sources
 
 from transformers_codellama.serving.errors import ServingError
@@ -19,16 +18,6 @@ from transformers_codellama.serving.prompts import (
 from transformers_codellama.stopping import COMPLETE, INFILL
 
 BIG = 100_000
-
-
-@pytest.fixture(scope="module")
-def meta(sp):
-    return MetaTokenizer(sp["codellama"])
-
-
-@pytest.fixture(params=["slow", "fast"])
-def tokenizer(request):
-    return request.getfixturevalue(request.param)["codellama"]
 
 
 def _cuts(count, seed):

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import random
 
-import pytest
-from meta_tokenizer import MetaTokenizer
 from real_data import stdlib_sources
 
 from transformers_codellama.serving.text_stream import IncrementalDecoder, StopStrings, TextStream
 
 BYTE_IDS = range(3, 259)  # <0x00>..<0xFF>: byte-fallback pieces
-
-
-@pytest.fixture(scope="module")
-def meta(sp):
-    return MetaTokenizer(sp["codellama"])
-
-
-@pytest.fixture(params=["slow", "fast"])
-def tokenizer(request):
-    return request.getfixturevalue(request.param)["codellama"]
 
 
 def _real_id_runs(meta, count=40, length=60):
