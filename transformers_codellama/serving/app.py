@@ -12,7 +12,7 @@ import contextlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .engine import Engine, SamplingParams
 from .errors import ServingError, error_response, validation_error
+from .generation import Generation
+from .prompts import Prompt
 
 logger = logging.getLogger("transformers_codellama.serving")
 access_logger = logging.getLogger("transformers_codellama.serving.access")
@@ -91,6 +93,26 @@ class Server:
                 f"{param} asks for {count} completions; this server allows {self.settings.max_choices}",
                 param=param,
             )
+
+    def generation(
+        self,
+        prompt: Prompt,
+        *,
+        max_new_tokens: int,
+        sampling: SamplingParams,
+        stop: Sequence[str] = (),
+        time_limit_ms: int | None = None,
+    ) -> Callable[[], Generation]:
+        """What starts one choice of a request on this server's engine (for `start_all`)."""
+        return lambda: Generation(
+            self.engine,
+            self.tokenizer,
+            prompt,
+            max_new_tokens=max_new_tokens,
+            sampling=sampling,
+            stop=stop,
+            time_limit_ms=time_limit_ms,
+        )
 
 
 def server_of(request: Request) -> Server:

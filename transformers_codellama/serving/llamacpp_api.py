@@ -122,14 +122,8 @@ async def infill(body: InfillRequest, request: Request) -> Response:
 
     def factory(choice: int) -> Any:
         params = sampling(temperature, body.top_p, body.top_k, None if seed is None else seed + choice)
-        return lambda: Generation(
-            server.engine,
-            server.tokenizer,
-            prompt,
-            max_new_tokens=max_new_tokens,
-            sampling=params,
-            stop=body.stop,
-            time_limit_ms=body.t_max_predict_ms,
+        return server.generation(
+            prompt, max_new_tokens=max_new_tokens, sampling=params, stop=body.stop, time_limit_ms=body.t_max_predict_ms
         )
 
     generations = start_all([factory(choice) for choice in range(count)])

@@ -166,9 +166,7 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     def factory(prompt: Prompt, choice: int) -> Callable[[], Generation]:
         seed = None if body.seed is None else body.seed + choice
         params = sampling(body.temperature, body.top_p, None, seed)
-        return lambda: Generation(
-            server.engine, server.tokenizer, prompt, max_new_tokens=max_new_tokens, sampling=params, stop=stops
-        )
+        return server.generation(prompt, max_new_tokens=max_new_tokens, sampling=params, stop=stops)
 
     generations = start_all([factory(prompt, choice) for prompt in prompts for choice in range(body.n)])
     identity: dict[str, Any] = {
@@ -229,9 +227,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     def factory(choice: int) -> Callable[[], Generation]:
         seed = None if body.seed is None else body.seed + choice
         params = sampling(body.temperature, body.top_p, None, seed)
-        return lambda: Generation(
-            server.engine, server.tokenizer, prompt, max_new_tokens=max_new_tokens, sampling=params, stop=stops
-        )
+        return server.generation(prompt, max_new_tokens=max_new_tokens, sampling=params, stop=stops)
 
     generations = start_all([factory(choice) for choice in range(body.n)])
     identity: dict[str, Any] = {

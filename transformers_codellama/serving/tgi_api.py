@@ -69,16 +69,7 @@ def _start(server: Server, body: TgiRequest) -> tuple[Generation, TgiParameters]
         (parameters.temperature or 1.0) if sample else 0.0, parameters.top_p, parameters.top_k, seed if sample else None
     )
     [generation] = start_all(
-        [
-            lambda: Generation(
-                server.engine,
-                server.tokenizer,
-                prompt,
-                max_new_tokens=max_new_tokens,
-                sampling=params,
-                stop=parameters.stop,
-            )
-        ]
+        [server.generation(prompt, max_new_tokens=max_new_tokens, sampling=params, stop=parameters.stop)]
     )
     return generation, parameters
 
