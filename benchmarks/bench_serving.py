@@ -269,8 +269,11 @@ def http_measurements(model: CodeLlamaForCausalLM, tokenizer: CodeLlamaTokenizer
     """Both servers as processes on the same weights, one torch thread each, driven by streaming `openai` clients."""
     import serving_http as http  # needs the `serve` extra; imported only when measuring servers
 
-    # transformers serve has no infilling: both servers complete the same text, as long as the engine's prompts.
-    work = [(prefix + suffix, length) for (prefix, suffix), length in zip(editor_cuts(REQUESTS), new_tokens(REQUESTS))]
+    def make_work(seed: int) -> list[tuple[str, int]]:
+        # transformers serve has no infilling: both servers complete the same text, as long as the engine's prompts.
+        cuts, lengths = editor_cuts(REQUESTS, seed=100 + seed), new_tokens(REQUESTS, seed=100 + seed)
+        return [(prefix + suffix, length) for (prefix, suffix), length in zip(cuts, lengths)]
+
     long_cuts = editor_cuts(4 * rounds + 2, seed=3, before=4800, after=1200)
     probe_prefix, probe_suffix = 'def remove_non_ascii(s: str) -> str:\n    """ ', "\n    return result\n"
     results: dict = {
@@ -303,9 +306,10 @@ def http_measurements(model: CodeLlamaForCausalLM, tokenizer: CodeLlamaTokenizer
         else:  # both servers up at once, measured in the same rounds
             log = Path(directory) / "transformers.log"
             targets[theirs_name] = (servers.enter_context(http.server(command, port, 1, log)), str(llama_path))
-        loads = http.compare_load(targets, work, rounds)
+        loads = http.compare_load(targets, make_work, rounds)
         ours = {"load": loads[ours_name]}
-        ours["overhead vs generate"] = http.overhead(url, model, tokenizer, work[0][0], 32, 5 * rounds)
+        prompts = [prompt for prompt, _ in make_work(99)[: 5 * rounds + 1]]
+        ours["overhead vs generate"] = http.overhead(url, model, tokenizer, prompts, 32)
         ours["infill prefix reuse"] = http.infill_prefix_reuse(url, long_cuts, rounds)
         probe = http.suffix_probe(url, "bench", probe_prefix, probe_suffix, 16)
         ours["suffix: middle equals Meta's"] = probe.get("text") == meta_middle

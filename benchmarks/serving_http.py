@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -137,16 +137,22 @@ async def load_round(url: str, model: str, work: list[tuple[str, int]], clients:
     }
 
 
-def compare_load(targets: dict[str, tuple[str, str]], work: list[tuple[str, int]], rounds: int) -> dict:
+def compare_load(
+    targets: dict[str, tuple[str, str]], make_work: Callable[[int], list[tuple[str, int]]], rounds: int
+) -> dict:
     """For each server (`name: (url, model)`): one client at a time against `CLIENTS` concurrent clients, every
-    server and client count in each round, the order reversed every round; medians."""
+    server and client count in each round, the order reversed every round; medians.
+
+    Each (round, client count) gets fresh prompts, `make_work(seed)`, the same for every server, so no server
+    answers a prompt it has seen (both keep prompt state across requests)."""
     runs = [(name, clients) for name in targets for clients in (1, CLIENTS)]
     for url, model in targets.values():
-        asyncio.run(load_round(url, model, work[:CLIENTS], CLIENTS))  # warm-up
+        asyncio.run(load_round(url, model, make_work(0)[:CLIENTS], CLIENTS))  # warm-up
     samples: dict[tuple[str, int], list[dict]] = {run: [] for run in runs}
     for round_ in range(rounds):
         for name, clients in runs if round_ % 2 == 0 else runs[::-1]:
             url, model = targets[name]
+            work = make_work(1 + 2 * round_ + (clients > 1))
             samples[name, clients].append(asyncio.run(load_round(url, model, work, clients)))
     tables = {}
     for name in targets:
@@ -169,29 +175,34 @@ def compare_load(targets: dict[str, tuple[str, str]], work: list[tuple[str, int]
     return tables
 
 
-def overhead(url: str, model: Any, tokenizer: Any, prompt: str, new_tokens: int, repeats: int) -> dict:
-    """One non-streamed completion through the server against `model.generate` in this process on the same ids."""
-    ids = torch.tensor([tokenizer(prompt)["input_ids"]])
+def overhead(url: str, model: Any, tokenizer: Any, prompts: list[str], new_tokens: int) -> dict:
+    """One non-streamed completion through the server against `model.generate` in this process, each round on a
+    new prompt of `prompts` (the same for both), so the server's prefix cache has nothing to reuse."""
     options = {"max_new_tokens": new_tokens, "min_new_tokens": new_tokens, "do_sample": False, "pad_token_id": 0}
     http = httpx.Client(timeout=600)
-    body = {"model": "bench", "prompt": prompt, "max_tokens": new_tokens, "temperature": 0}
 
-    def through_server() -> str:
+    def through_server(prompt: str) -> str:
+        body = {"model": "bench", "prompt": prompt, "max_tokens": new_tokens, "temperature": 0}
         answer = http.post(url + "/v1/completions", json=body).json()
         assert answer["choices"][0]["finish_reason"] == "length", answer
         return answer["choices"][0]["text"]
 
-    def in_process() -> list[int]:
+    def in_process(prompt: str) -> list[int]:
+        ids = torch.tensor([tokenizer(prompt)["input_ids"]])
         with torch.inference_mode():
             return model.generate(ids, **options)[0, ids.shape[1] :].tolist()
 
-    assert through_server() == tokenizer.decode(in_process()), "the server must generate what generate does"
+    # The same tokens (the server keeps the space a first `▁` piece starts with, as a completion's text does).
+    server_text, in_process_text = through_server(prompts[0]), tokenizer.decode(in_process(prompts[0]))
+    assert server_text.removeprefix(" ") == in_process_text.removeprefix(" "), (
+        "the server must generate what generate does"
+    )
     samples: dict[str, list[float]] = {"server (HTTP)": [], "model.generate in-process": []}
-    for round_ in range(repeats):
+    for round_, prompt in enumerate(prompts[1:]):
         pairs = (("server (HTTP)", through_server), ("model.generate in-process", in_process))
         for name, function in pairs if round_ % 2 == 0 else pairs[::-1]:
             start = time.perf_counter()
-            function()
+            function(prompt)
             samples[name].append(time.perf_counter() - start)
     http.close()
     medians = {name: statistics.median(values) for name, values in samples.items()}

@@ -15,11 +15,11 @@ Text (detokenization, stop strings, protocol shapes) is the protocol layer's job
 
 The scheduler is ours, over the model's own forward and `DynamicCache`, rather than transformers' continuous-batching
 manager (`init_continuous_batching`), because it measured faster on the target CPU with the same exact tokens
-(`benchmarks/bench_serving.py`, dim-256 4-layer model, one torch thread): 8 infilling requests at once, 16 new
-tokens each, gave 188 generated tokens/s here against 111 for the warmed-up manager, both equal to `generate`'s
-greedy tokens; through HTTP with 8 streaming clients `codellama-serve` generated about 1.25x the tokens/s of
-`transformers serve --continuous-batching` on the same weights, at half its median time to first token. The
-manager's API also changes between the transformers releases the package supports (5.5 to 5.x).
+(`benchmarks/bench_serving.py`, dim-256 4-layer model, one torch thread; results in `docs/benchmarks.md`): with 8
+requests at once it generated 1.4 to 1.7 times the tokens/s of the warmed-up manager over several runs, both equal to
+`generate`'s greedy tokens, and through HTTP with 8 streaming clients `codellama-serve` generated about 1.2 times
+the tokens/s of `transformers serve --continuous-batching` on the same weights, at a lower median time to first
+token. The manager's API also changes between the transformers releases the package supports (5.5 to 5.x).
 """
 
 from __future__ import annotations
