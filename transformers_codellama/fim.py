@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .infilling import SENTINEL
+from .token_sequences import shared_length
 
 PSM, SPM, PLAIN = "psm", "spm", "plain"
 
@@ -63,15 +64,6 @@ def _nolead_ids(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
     return [ids[drop:] for ids in _plain_ids(tokenizer, [SENTINEL + text for text in texts])]
 
 
-def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
 def fim_layouts(tokenizer: Any, splits: Sequence[FimSplit]) -> list[dict[str, Any]]:
     """Lay out already-split documents as FIM training examples (batched; see the module docstring).
 
@@ -100,7 +92,7 @@ def fim_layouts(tokenizer: Any, splits: Sequence[FimSplit]) -> list[dict[str, An
             ids = [*head, *tail, tokenizer.eot_id]
             # At inference an SPM prompt also holds enc(prefix) after ▁<MID>; the tokens it shares with
             # enc(prefix + middle) are given, not generated.
-            given = len(head) + (_common_length(prompt[len(head) :], tail) if suffix_first else 0)
+            given = len(head) + (shared_length(prompt[len(head) :], tail) if suffix_first else 0)
             out[i] = {
                 "input_ids": ids,
                 "labels": list(ids),

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .engine import Engine, SamplingParams
 from .errors import ServingError, error_response, validation_error
-from .generation import Generation
+from .generation import Generation, run_all
 from .prompts import Prompt
 
 logger = logging.getLogger("transformers_codellama.serving")
@@ -136,6 +136,12 @@ def note_usage(request: Request, generations: Any) -> None:
         usage[0] += generation.prompt_tokens
         usage[1] += generation.cached_tokens
         usage[2] += generation.completion_tokens
+
+
+async def run_to_end(request: Request, generations: Sequence[Generation]) -> None:
+    """Run `generations` to the end for a non-streamed response (cancelled if the client leaves), counting usage."""
+    await run_all(request.receive, generations)
+    note_usage(request, generations)
 
 
 # ------------------------------------------------------------------------------------------------ middleware

@@ -15,9 +15,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from .app import Server, note_usage, sampling, server_of
+from .app import Server, note_usage, run_to_end, sampling, server_of
 from .errors import LLAMACPP, ServingError, error_body
-from .generation import HELD_TEXT, Generation, event_stream, merged, run_all, sse_event, start_all, watch_disconnect
+from .generation import HELD_TEXT, Generation, event_stream, merged, sse_event, start_all, watch_disconnect
 from .prompts import Prompt, check_can_infill, extra_context, infilling_prompt
 from .protocol import InfillRequest, unsupported_fields
 
@@ -129,8 +129,7 @@ async def infill(body: InfillRequest, request: Request) -> Response:
     generations = start_all([factory(choice) for choice in range(count)])
 
     if not body.stream:
-        await run_all(request.receive, generations)
-        note_usage(request, generations)
+        await run_to_end(request, generations)
         results = [
             _only(body.response_fields, _final(server, body, index, generation, streamed=False))
             for index, generation in enumerate(generations)

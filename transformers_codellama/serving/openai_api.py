@@ -17,9 +17,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from .app import Server, note_usage, sampling, server_of
+from .app import Server, note_usage, run_to_end, sampling, server_of
 from .errors import OPENAI, ServingError, error_body
-from .generation import Generation, event_stream, merged, run_all, sse_event, start_all, watch_disconnect
+from .generation import Generation, event_stream, merged, sse_event, start_all, watch_disconnect
 from .prompts import (
     Prompt,
     chat_prompt,
@@ -177,8 +177,7 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     truncated = True if any(prompt.truncated for prompt in prompts) else None
 
     if not body.stream:
-        await run_all(request.receive, generations)
-        note_usage(request, generations)
+        await run_to_end(request, generations)
         choices = [
             CompletionChoice(
                 index=index,
@@ -237,8 +236,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     }
 
     if not body.stream:
-        await run_all(request.receive, generations)
-        note_usage(request, generations)
+        await run_to_end(request, generations)
         choices = [
             ChatChoice(
                 index=index,

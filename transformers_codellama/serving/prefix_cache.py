@@ -13,18 +13,10 @@ from collections.abc import Sequence
 
 import torch
 
+from ..token_sequences import shared_length
+
 # The keys and values of one prompt: one (keys, values) pair per layer, each shaped (1, kv_heads, tokens, head_dim).
 KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
-
-
-def shared_length(a: Sequence[int], b: Sequence[int]) -> int:
-    """How many leading tokens `a` and `b` have in common."""
-    count = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        count += 1
-    return count
 
 
 class PrefixCache:
@@ -89,4 +81,4 @@ class PrefixCache:
         self._tokens = 0
 
 
-__all__ = ["KeyValues", "PrefixCache", "shared_length"]
+__all__ = ["KeyValues", "PrefixCache"]

@@ -17,9 +17,9 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from ..infilling import FILL_TOKEN
-from .app import Server, note_usage, sampling, server_of
+from .app import Server, note_usage, run_to_end, sampling, server_of
 from .errors import TGI, ServingError, error_body
-from .generation import HELD_TEXT, Generation, event_stream, run_all, sse_event, start_all, watch_disconnect
+from .generation import HELD_TEXT, Generation, event_stream, sse_event, start_all, watch_disconnect
 from .prompts import Prompt, check_can_infill, completion_prompt, infilling_prompt, split_infilling
 from .protocol import TgiDetails, TgiParameters, TgiRequest, TgiResponse, TgiStreamEvent, TgiToken, unsupported_fields
 
@@ -87,8 +87,7 @@ def _details(generation: Generation, parameters: TgiParameters) -> TgiDetails | 
 
 async def _generate(server: Server, body: TgiRequest, request: Request, *, full_text_default: bool) -> TgiResponse:
     generation, parameters = _start(server, body)
-    await run_all(request.receive, [generation])
-    note_usage(request, [generation])
+    await run_to_end(request, [generation])
     full = parameters.return_full_text if parameters.return_full_text is not None else full_text_default
     text = _full_text(generation.prompt, generation.text) if full else generation.text
     return TgiResponse(generated_text=text, details=_details(generation, parameters))
