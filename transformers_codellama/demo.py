@@ -56,16 +56,23 @@ def describe_layout(tokenizer: Any, ids: Sequence[int]) -> str:
              tokenizer.middle_id: "▁<MID>"}  # fmt: skip
     out: list[str] = []
     run: list[int] = []
+    after: int | None = None  # the control piece the current run of text follows
+
+    def text_of(tokens: list[int]) -> str:
+        # The suffix is encoded without SentencePiece's dummy prefix, so it is decoded the way a middle is.
+        return tokenizer.decode_infill(tokens) if after == tokenizer.suffix_id else tokenizer.decode(tokens)
+
     for token in ids:
         if token in names:
             if run:
-                out.append(f"[{len(run)} text tokens: {tokenizer.decode(run)!r}]")
+                out.append(f"[{len(run)} text tokens: {text_of(run)!r}]")
                 run = []
             out.append(f"{names[token]}({token})")
+            after = token
         else:
             run.append(token)
     if run:
-        out.append(f"[{len(run)} text tokens: {tokenizer.decode(run)!r}]")
+        out.append(f"[{len(run)} text tokens: {text_of(run)!r}]")
     return " ".join(out)
 
 
