@@ -72,6 +72,11 @@ def backend_from_sentencepiece(model: bytes, *, source: str = "tokenizer.model")
     return backend
 
 
+def is_byte_piece(piece: object) -> bool:
+    """Whether `piece` is one of SentencePiece's byte-fallback pieces, `<0x00>` to `<0xFF>`."""
+    return isinstance(piece, str) and len(piece) == len("<0x00>") and piece.startswith("<0x") and piece.endswith(">")
+
+
 def is_exact_backend(backend: Tokenizer) -> bool:
     """Whether a loaded tokenizer.json has this package's SentencePiece-equivalent structure."""
     normalizer = backend.normalizer
@@ -109,4 +114,11 @@ def template_flags(post_processor: dict[str, Any] | None) -> tuple[bool, bool]:
     return "SpecialToken" in single[0], "SpecialToken" in single[-1]
 
 
-__all__ = ["ModelProto", "backend_from_sentencepiece", "bos_eos_template", "is_exact_backend", "template_flags"]
+__all__ = [
+    "ModelProto",
+    "backend_from_sentencepiece",
+    "bos_eos_template",
+    "is_byte_piece",
+    "is_exact_backend",
+    "template_flags",
+]

@@ -16,13 +16,12 @@ from transformers import BatchEncoding, PreTrainedTokenizer
 # these lines).
 from .chat import KNOWN_TEMPLATES as _KNOWN_TEMPLATES  # noqa: F401
 from .infilling import FILL_TOKEN as _FILL_TOKEN  # noqa: F401
-from .sentencepiece_backend import backend_from_sentencepiece, bos_eos_template
+from .sentencepiece_backend import backend_from_sentencepiece, bos_eos_template, is_byte_piece
 from .stopping import MODES as _MODES  # noqa: F401
 from .tokenization_code_llama_mixin import CodeLlamaTokenizerMixin, base_init_kwargs, plain_texts
 from .whole_pieces import whole_piece_pattern as _whole_piece_pattern  # noqa: F401
 
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model"}
-_BYTE_PIECE_LENGTH = len("<0x00>")
 
 
 class CodeLlamaTokenizer(CodeLlamaTokenizerMixin, PreTrainedTokenizer):  # type: ignore[misc]
@@ -152,7 +151,7 @@ class CodeLlamaTokenizer(CodeLlamaTokenizerMixin, PreTrainedTokenizer):  # type:
         parts: list[str] = []
         pending = bytearray()
         for token in tokens:
-            if len(token) == _BYTE_PIECE_LENGTH and token.startswith("<0x") and token.endswith(">"):
+            if is_byte_piece(token):
                 pending.append(int(token[3:5], 16))
                 continue
             if pending:

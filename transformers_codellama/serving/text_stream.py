@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..infilling import SENTINEL
+from ..sentencepiece_backend import is_byte_piece
 
 _INCOMPLETE = "\ufffd"
 _BYTE_IDS: weakref.WeakKeyDictionary[Any, frozenset[int]] = weakref.WeakKeyDictionary()
@@ -33,11 +34,7 @@ def _byte_ids(tokenizer: Any) -> frozenset[int]:
     found = _BYTE_IDS.get(tokenizer)
     if found is None:
         pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        found = frozenset(
-            index
-            for index, piece in enumerate(pieces)
-            if isinstance(piece, str) and len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">")
-        )
+        found = frozenset(index for index, piece in enumerate(pieces) if is_byte_piece(piece))
         _BYTE_IDS[tokenizer] = found
     return found
 
