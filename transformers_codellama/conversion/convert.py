@@ -21,6 +21,7 @@ from ..modeling_code_llama import generation_config_for
 from ..releases import CUSTOM_SIZE
 from ..remote_code import save_remote_code
 from ..tokenization_code_llama_fast import CodeLlamaTokenizerFast
+from .choices import DTYPE_NAMES, FORMATS
 from .errors import ConversionError
 from .mapping import (
     SHARDS_PER_SIZE,
@@ -39,8 +40,7 @@ from .stock_tokenizer import save_stock_tokenizer
 from .verify import verify_conversion
 from .writer import ShardWriter, TensorSpec, check_output_dir, parse_size, staged_output
 
-FORMATS = ("codellama", "llama")
-DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 @dataclass(frozen=True)
