@@ -3,8 +3,10 @@
 The safetensors library serializes a whole dict of tensors at once, so a shard would sit in memory until it is
 full. Every output shape and dtype is known before the first tensor is converted, so each shard's header can be
 written first and each tensor appended, block of rows by block of rows, as soon as it is converted: memory stays at
-one block, whatever `max_shard_size` is. Each finished shard is opened with the safetensors library (`safe_open`) to check
-its header, names and shapes, so a file the library cannot read is never left behind.
+one block, whatever `max_shard_size` is. A block is either a tensor or, where the bytes need no change, a list of
+buffers (rows of memory-mapped input shards, in output order) that `os.writev` gathers into the file: one copy, made
+by the kernel. Each finished shard is opened with the safetensors library (`safe_open`) to check its header, names
+and shapes, so a file the library cannot read is never left behind.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeAlias
 
 import psutil
 import torch
@@ -30,6 +32,11 @@ SAFETENSORS_DTYPES = {torch.bfloat16: "BF16", torch.float16: "F16", torch.float3
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*", re.IGNORECASE)
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 _UNITS.update({"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40})
+# Buffers per `os.writev` call: the kernel's limit (IOV_MAX).
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") and "SC_IOV_MAX" in os.sysconf_names else 16
+
+# A block of rows: a tensor, or the block's raw bytes as buffers to be written one after another.
+Block: TypeAlias = torch.Tensor | list[memoryview]
 
 
 def parse_size(text: str | int) -> int:
@@ -102,10 +109,12 @@ class ShardWriter:
         self._file: BinaryIO | None = None
         self.total_size = sum(spec.nbytes for spec in specs)
 
-    def write(self, name: str, blocks: Iterable[torch.Tensor]) -> None:
+    def write(self, name: str, blocks: Iterable[Block]) -> None:
         """Append the next planned tensor, given as consecutive row blocks (or one block: the whole tensor).
 
-        Each block is written and dropped before the next is made, so a tensor never needs to exist whole.
+        A block is a tensor of the planned dtype, or a list of buffers holding whole rows of it in order (raw
+        little-endian bytes). Each block is written and dropped before the next is made, so a tensor never needs to
+        exist whole.
         """
         shard, position = next(self._pending, (None, None))
         if shard is None or position is None:
@@ -118,7 +127,14 @@ class ShardWriter:
             self._file.write(_header(self.shards[shard], {"format": "pt"}))
         assert self._file is not None
         rows = 0
+        row_bytes = spec.nbytes // spec.shape[0] if spec.shape and spec.shape[0] else 0
         for block in blocks:
+            if isinstance(block, list):
+                size = _write_gathered(self._file, block)
+                if not row_bytes or size % row_bytes:
+                    raise RuntimeError(f"ShardWriter: {name} got {size} bytes, not whole rows of {spec}")
+                rows += size // row_bytes
+                continue
             if block.dtype != spec.dtype or tuple(block.shape[1:]) != spec.shape[1:]:
                 raise RuntimeError(f"ShardWriter: {name} block {tuple(block.shape)} {block.dtype} does not fit {spec}")
             # Raw little-endian bytes through the buffer protocol: no copy beyond making the block contiguous.
@@ -152,6 +168,38 @@ class ShardWriter:
             index = {"metadata": {"total_size": self.total_size}, "weight_map": weight_map}
             (self.directory / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
         return self.files
+
+
+def _write_gathered(file: BinaryIO, buffers: list[memoryview]) -> int:
+    """Write `buffers` one after another at the file's position; returns the bytes written."""
+    if not hasattr(os, "writev"):  # no gathering write on this platform
+        return sum(file.write(buffer) for buffer in buffers)
+    file.flush()  # the header (or a tensor block) may still sit in the file object's buffer
+    descriptor, total = file.fileno(), 0
+    for start in range(0, len(buffers), _IOV_MAX):
+        batch = buffers[start : start + _IOV_MAX]
+        expected = sum(buffer.nbytes for buffer in batch)
+        written = os.writev(descriptor, batch)
+        if written < expected:  # a short write (signal, file size limit): finish it buffer by buffer
+            written += _write_rest(descriptor, batch, written)
+        total += written
+    file.seek(0, os.SEEK_END)  # keep the file object's position in step with the descriptor's
+    return total
+
+
+def _write_rest(descriptor: int, buffers: list[memoryview], done: int) -> int:
+    written = 0
+    for buffer in buffers:
+        if done >= buffer.nbytes:
+            done -= buffer.nbytes
+            continue
+        remaining = buffer[done:].cast("B")
+        done = 0
+        while remaining.nbytes:
+            count = os.write(descriptor, remaining)
+            written += count
+            remaining = remaining[count:]
+    return written
 
 
 def _is_empty_dir(path: Path) -> bool:
@@ -208,4 +256,4 @@ def staged_output(output_dir: Path, *, force: bool) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-__all__ = ["ShardWriter", "TensorSpec", "check_output_dir", "parse_size", "plan_shards", "staged_output"]
+__all__ = ["Block", "ShardWriter", "TensorSpec", "check_output_dir", "parse_size", "plan_shards", "staged_output"]
