@@ -38,7 +38,7 @@ from .meta_checkpoint import MetaCheckpoint
 from .model_card import CardFacts, model_card, original_name
 from .stock_tokenizer import save_stock_tokenizer
 from .verify import verify_conversion
-from .writer import Block, ShardWriter, TensorSpec, check_output_dir, parse_size, staged_output
+from .writer import Block, FileSpan, ShardWriter, TensorSpec, check_output_dir, parse_size, staged_output
 
 DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
@@ -183,26 +183,34 @@ def row_buffers(
     axis: int | None,
     heads: int | None,
     release: Callable[[torch.Tensor], None] | None = None,
-) -> Iterator[list[memoryview]] | None:
+    locate: Callable[[torch.Tensor], tuple[Path, int] | None] | None = None,
+) -> Iterator[list[memoryview] | FileSpan] | None:
     """The merged (and, for wq/wk, rotary-permuted) tensor's bytes as blocks of buffers into `slices` themselves.
 
     The same result as `row_blocks` where the dtype does not change, without copying a byte in this process: the
     rotary permutation only reorders whole rows, and slices split along columns only interleave their rows, so every
-    output row is a row (or the rows) of the slices, which `ShardWriter` gathers into the file with `os.writev`.
-    Each block covers about BLOCK_BYTES, and its pieces of `slices` are passed to `release` once it is written.
-    None where that does not apply (heads that straddle shards, slices that are not contiguous).
+    output row is a row of the slices, which `ShardWriter` gathers into the file with `os.writev`. Each such block
+    covers about BLOCK_BYTES, and its pieces of `slices` are passed to `release` once it is written. A slice that is
+    written whole and in order, and that `locate` finds in its file (path, offset), is one `FileSpan` instead, which
+    the kernel copies file to file. None where none of this applies (heads that straddle shards, slices that are
+    not contiguous).
     """
     release = release or (lambda piece: None)
     if axis is None:
         slices = slices[:1]  # replicated: every shard holds the same values
     if not all(piece.is_contiguous() for piece in slices) or (heads is not None and heads % len(slices)):
         return None
-    return _row_buffers(slices, axis=axis, heads=heads, release=release)
+    return _row_buffers(slices, axis=axis, heads=heads, release=release, locate=locate or (lambda piece: None))
 
 
 def _row_buffers(
-    slices: list[torch.Tensor], *, axis: int | None, heads: int | None, release: Callable[[torch.Tensor], None]
-) -> Iterator[list[memoryview]]:
+    slices: list[torch.Tensor],
+    *,
+    axis: int | None,
+    heads: int | None,
+    release: Callable[[torch.Tensor], None],
+    locate: Callable[[torch.Tensor], tuple[Path, int] | None],
+) -> Iterator[list[memoryview] | FileSpan]:
     rows = [_ByteRows(piece) for piece in slices]
     count = rows[0].count
     step = max(1, BLOCK_BYTES // max(1, rows[0].size * (len(slices) if axis == 1 else 1)))
@@ -215,6 +223,9 @@ def _row_buffers(
         return
     for piece, piece_rows in zip(slices, rows, strict=True):
         if heads is None:
+            if located := locate(piece):  # the kernel copies it from the file; no page is mapped
+                yield FileSpan(located[0], located[1], piece_rows.rows(0, count))
+                continue
             for start in range(0, count, step):
                 yield [piece_rows.rows(start, start + step)]
                 release(piece[start : start + step])
@@ -232,7 +243,9 @@ def _advancing(progress: Any, blocks: Iterator[Any]) -> Iterator[Any]:
     """`blocks` unchanged, advancing the progress bar by each block's bytes once it has been written."""
     for block in blocks:
         yield block
-        if isinstance(block, list):
+        if isinstance(block, FileSpan):
+            progress.update(block.data.nbytes)
+        elif isinstance(block, list):
             progress.update(sum(buffer.nbytes for buffer in block))
         else:
             progress.update(block.numel() * block.element_size())
@@ -250,7 +263,7 @@ def _write_weights(
                 heads, axis, release = rotary_heads(name, checkpoint.params), shard_axis(name), checkpoint.release_pages
                 blocks: Iterator[Block] | None = None
                 if slices[0].dtype == dtype:  # the bytes need no change: the kernel copies them from the shards
-                    blocks = row_buffers(slices, axis=axis, heads=heads, release=release)
+                    blocks = row_buffers(slices, axis=axis, heads=heads, release=release, locate=checkpoint.locate)
                 if blocks is None:
                     blocks = row_blocks(slices, axis=axis, heads=heads, dtype=dtype, release=release)
                 writer.write(names[name], _advancing(progress, blocks))

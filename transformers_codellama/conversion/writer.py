@@ -3,14 +3,15 @@
 The safetensors library serializes a whole dict of tensors at once, so a shard would sit in memory until it is
 full. Every output shape and dtype is known before the first tensor is converted, so each shard's header can be
 written first and each tensor appended, block of rows by block of rows, as soon as it is converted: memory stays at
-one block, whatever `max_shard_size` is. A block is either a tensor or, where the bytes need no change, a list of
-buffers (rows of memory-mapped input shards, in output order) that `os.writev` gathers into the file: one copy, made
-by the kernel. Each finished shard is opened with the safetensors library (`safe_open`) to check its header, names
+one block, whatever `max_shard_size` is. A block is a tensor or, where the bytes need no change, a list of buffers
+(rows of memory-mapped input shards, in output order) that `os.writev` gathers into the file, or a span of an input
+file that `os.copy_file_range` copies: either way one copy, made by the kernel. Each finished shard is opened with the safetensors library (`safe_open`) to check its header, names
 and shapes, so a file the library cannot read is never left behind.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -35,8 +36,18 @@ _UNITS.update({"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40})
 # Buffers per `os.writev` call: the kernel's limit (IOV_MAX).
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") and "SC_IOV_MAX" in os.sysconf_names else 16
 
-# A block of rows: a tensor, or the block's raw bytes as buffers to be written one after another.
-Block: TypeAlias = torch.Tensor | list[memoryview]
+
+@dataclass(frozen=True)
+class FileSpan:
+    """Whole rows to copy unchanged from another file: `data.nbytes` bytes at `offset` of `path`, which `data` holds."""
+
+    path: Path
+    offset: int
+    data: memoryview
+
+
+# A block of rows: a tensor, its raw bytes as buffers to be written one after another, or a span of another file.
+Block: TypeAlias = torch.Tensor | list[memoryview] | FileSpan
 
 
 def parse_size(text: str | int) -> int:
@@ -129,8 +140,8 @@ class ShardWriter:
         rows = 0
         row_bytes = spec.nbytes // spec.shape[0] if spec.shape and spec.shape[0] else 0
         for block in blocks:
-            if isinstance(block, list):
-                size = _write_gathered(self._file, block)
+            if isinstance(block, list | FileSpan):
+                size = _write_gathered(self._file, block) if isinstance(block, list) else _copy_span(self._file, block)
                 if not row_bytes or size % row_bytes:
                     raise RuntimeError(f"ShardWriter: {name} got {size} bytes, not whole rows of {spec}")
                 rows += size // row_bytes
@@ -185,6 +196,31 @@ def _write_gathered(file: BinaryIO, buffers: list[memoryview]) -> int:
         total += written
     file.seek(0, os.SEEK_END)  # keep the file object's position in step with the descriptor's
     return total
+
+
+def _copy_span(file: BinaryIO, span: FileSpan) -> int:
+    """Copy `span` to the file's position inside the kernel; its buffer where the kernel cannot copy between them."""
+    if not hasattr(os, "copy_file_range"):
+        return _write_gathered(file, [span.data])
+    file.flush()
+    done, size = 0, span.data.nbytes
+    with open(span.path, "rb") as source:
+        try:
+            while done < size:
+                copied = os.copy_file_range(source.fileno(), file.fileno(), size - done, span.offset + done)
+                if copied == 0:
+                    raise OSError(errno.EIO, f"{span.path} ends before offset {span.offset + size}")
+                done += copied
+        except OSError as error:
+            if error.errno not in _NO_KERNEL_COPY or done:
+                raise
+            return _write_gathered(file, [span.data])  # e.g. across file systems on older kernels
+    file.seek(0, os.SEEK_END)
+    return done
+
+
+# copy_file_range refusing the pair of files (rather than failing to read or write them).
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF}
 
 
 def _write_rest(descriptor: int, buffers: list[memoryview], done: int) -> int:
@@ -256,4 +292,13 @@ def staged_output(output_dir: Path, *, force: bool) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-__all__ = ["Block", "ShardWriter", "TensorSpec", "check_output_dir", "parse_size", "plan_shards", "staged_output"]
+__all__ = [
+    "Block",
+    "FileSpan",
+    "ShardWriter",
+    "TensorSpec",
+    "check_output_dir",
+    "parse_size",
+    "plan_shards",
+    "staged_output",
+]
