@@ -118,3 +118,33 @@ def test_public_names_load_on_first_use() -> None:
     assert result["names"]["TINY_MODEL_PATH"].endswith("Path") and result["names"]["__version__"] == "str"
     assert result["dir"] == []
     assert result["missing"] == "module 'transformers_codellama' has no attribute 'NoSuchName'"
+
+
+@pytest.mark.parametrize("output_format", ["codellama", "llama"])
+def test_console_script_writes_what_the_registered_package_writes(tmp_path: Path, output_format: str) -> None:
+    # The console script converts without registering the Auto classes; the files must not depend on it.
+    from meta_checkpoints import TinyCodeLlama, write_meta_checkpoint
+    from real_data import CODELLAMA_MODEL
+
+    spec = TinyCodeLlama(dim=64, n_heads=4, n_shards=2, tokenizer=CODELLAMA_MODEL, vocab_size=32016)
+    write_meta_checkpoint(tmp_path / "CodeLlama-7b-Instruct", spec)
+    entries = {
+        "console": [
+            sys.executable,
+            "-c",
+            "import sys; from transformers_codellama_cli import convert; sys.exit(convert())",
+        ],
+        "module": [sys.executable, "-m", "transformers_codellama.conversion.convert_codellama_weights_to_hf"],
+    }
+    for name, command in entries.items():
+        args = ["--input-dir", str(tmp_path / "CodeLlama-7b-Instruct"), "--output-dir", str(tmp_path / name)]
+        args += ["--format", output_format, "--max-shard-size", "100KB"]
+        done = subprocess.run([*command, *args], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    files = sorted(p.name for p in (tmp_path / "console").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "module").iterdir()) and "model.safetensors.index.json" in files
+    for name in files:
+        console, module = ((tmp_path / entry / name).read_bytes() for entry in entries)
+        if name == "README.md":  # the model card quotes the command, which names its output folder
+            console = console.replace(str(tmp_path / "console").encode(), str(tmp_path / "module").encode())
+        assert console == module, name
