@@ -5,10 +5,15 @@
 For each shape it writes a random bf16 checkpoint in Meta's layout with the converter's own writer
 (`transformers_codellama.conversion.meta_writer`): 7B's layer shapes in two shards (8 layers, 3.5 GiB) and 70B's
 (64 query and 8 key/value heads, FFN 28672) in eight shards (2 layers, 4.2 GiB). With the input in the page cache it
-then times, each in a fresh process and each followed by `sync`, `cp -r` of the input and the converter, reading the
-converter's peak RSS from `getrusage(RUSAGE_CHILDREN)` of a wrapper; and it times `codellama-convert --help` and a
-bare import of the converter. Figures measured before the converter was tuned are printed beside the new ones.
-Everything is written under a temporary directory and deleted; nothing goes into the repository.
+then times, each in a fresh process and each followed by `sync`, `cp -r --reflink=never` of the input and
+`codellama-convert --input-dir ... --output-dir ...` (its console-script entry point; no `--verify`), alternating
+them `--repeats` times and quoting medians. The converter's time is the whole command: interpreter start-up,
+imports, the checks of the input, the weights, config, tokenizer, code files and model card, and the `sync` of its
+output. Its peak RSS is read from `getrusage(RUSAGE_CHILDREN)` of a wrapper. Then it times `codellama-convert
+--help`, and beside it the same `--help` through `python -m transformers_codellama.conversion....`, which imports
+the package (and registers it) first as every command did before, and a bare import of the converter. Figures
+measured before the converter was tuned are printed beside the new ones. Everything is written under a temporary
+directory and deleted; nothing goes into the repository.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +36,9 @@ from common import SHARED_DATA, save
 from transformers_codellama.conversion.mapping import MetaParams, parse_params
 from transformers_codellama.conversion.meta_writer import write_random_meta_checkpoint
 
-CONVERT = [sys.executable, "-m", "transformers_codellama.conversion.convert_codellama_weights_to_hf"]
+# What the `codellama-convert` console script runs (independent of PATH), and the module the script used to be.
+CONVERT = [sys.executable, "-c", "import sys; from transformers_codellama_cli import convert; sys.exit(convert())"]
+CONVERT_MODULE = [sys.executable, "-m", "transformers_codellama.conversion.convert_codellama_weights_to_hf"]
 
 
 @dataclass(frozen=True)
@@ -61,10 +69,16 @@ SHAPES = {
         shards=8,
     ),
 }
-# Measured on the same checkpoints before the converter was tuned for real sizes: the targets' baseline.
+# Measured on the same checkpoints before the converter was tuned for real sizes (the targets' baseline), and after
+# its memory was bounded but before tensors were copied by the kernel and the command line started without torch
+# (a busy machine: 31.0 s vs 2.9 s and 45.8 s vs 4.6 s).
 BEFORE = {
-    "7B": {"peak_rss_mib": 893, "convert_over_cp": 4.9},
-    "70B": {"peak_rss_mib": 2079},
+    "7B": {
+        "peak_rss_mib": 893,
+        "convert_over_cp": 4.9,
+        "memory_bounded": {"peak_rss_mib": 490, "convert_over_cp": 10.7},
+    },
+    "70B": {"peak_rss_mib": 2079, "memory_bounded": {"peak_rss_mib": 703, "convert_over_cp": 10.0}},
     "import_seconds": 4.0,
 }
 TARGETS = {"7B": {"peak_rss_mib": 700}, "70B": {"peak_rss_mib": 1000}, "convert_over_cp": 3.0, "help_seconds": 1.5}
@@ -109,8 +123,13 @@ def measure(command: list[str]) -> Measured:
 
 
 def startup_seconds(command: list[str], repeats: int = 5) -> float:
-    """Median wall time of a short command (start-up: interpreter and imports)."""
-    return statistics.median(measure(command).seconds for _ in range(repeats))
+    """Median wall time of a short command (start-up: interpreter and imports), nothing written, so no `sync`."""
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(command, capture_output=True, check=True)
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
 
 
 def build(root: Path, name: str, shape: Shape, layers: int | None) -> tuple[Path, int]:
@@ -123,26 +142,32 @@ def build(root: Path, name: str, shape: Shape, layers: int | None) -> tuple[Path
     return source, sum(p.stat().st_size for p in source.iterdir())
 
 
-def run_shape(root: Path, name: str, shape: Shape, layers: int | None) -> tuple[dict, list]:
-    """Copy and convert one checkpoint side by side; the result row and the converter's RSS timeline."""
+def run_shape(root: Path, name: str, shape: Shape, layers: int | None, repeats: int) -> tuple[dict, list]:
+    """Copy and convert one checkpoint side by side, alternating; the result row and the converter's RSS timeline."""
     source, size = build(root, name, shape, layers)
-    copy = measure(["cp", "-r", "--reflink=never", str(source), str(root / "copy")])
-    shutil.rmtree(root / "copy")
-    converted = measure([*CONVERT, "--input-dir", str(source), "--output-dir", str(root / "converted")])
-    for path in (source, root / "converted"):
-        shutil.rmtree(path)
+    copies, conversions = [], []
+    for _ in range(repeats):
+        copies.append(measure(["cp", "-r", "--reflink=never", str(source), str(root / "copy")]))
+        shutil.rmtree(root / "copy")
+        conversions.append(measure([*CONVERT, "--input-dir", str(source), "--output-dir", str(root / "converted")]))
+        shutil.rmtree(root / "converted")
+    shutil.rmtree(source)
+    copy = statistics.median(m.seconds for m in copies)
+    convert = statistics.median(m.seconds for m in conversions)
     row = {
         "shards": shape.shards,
         "layers": layers or shape.layers,
         "input_gib": round(size / 2**30, 2),
-        "cp_seconds": round(copy.seconds, 2),
-        "convert_seconds": round(converted.seconds, 2),
-        "convert_over_cp": round(converted.seconds / copy.seconds, 2),
-        "peak_rss_mib": round(converted.peak_rss_bytes / 2**20),
+        "repeats": repeats,
+        "cp_seconds": round(copy, 2),
+        "convert_seconds": round(convert, 2),
+        "convert_over_cp": round(convert / copy, 2),
+        "each_convert_over_cp": [round(c.seconds / p.seconds, 2) for p, c in zip(copies, conversions, strict=True)],
+        "peak_rss_mib": round(max(m.peak_rss_bytes for m in conversions) / 2**20),
         "before": BEFORE.get(name, {}),
         "target_peak_rss_mib": TARGETS[name]["peak_rss_mib"],
     }
-    return row, converted.timeline
+    return row, conversions[-1].timeline
 
 
 def report(results: dict) -> None:
@@ -155,7 +180,8 @@ def report(results: dict) -> None:
             f"({before.get('peak_rss_mib', '-')} MiB, {before.get('convert_over_cp', '-')}x)"
         )
     print(
-        f"codellama-convert --help: {results['help_seconds']:.2f}s (target {TARGETS['help_seconds']} s); "
+        f"codellama-convert --help: {results['help_seconds']:.2f}s (target {TARGETS['help_seconds']} s; through "
+        f"python -m, importing the package first: {results['help_module_seconds']:.2f}s); "
         f"import of the converter: {results['import_seconds']:.2f}s (before: {BEFORE['import_seconds']} s)"
     )
 
@@ -164,6 +190,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", nargs="+", choices=list(SHAPES), default=list(SHAPES))
     parser.add_argument("--layers", type=int, default=None, help="layers per checkpoint (default: 8 for 7B, 2 for 70B)")
+    parser.add_argument("--repeats", type=int, default=3, help="copies and conversions per shape, alternating")
     parser.add_argument(
         "--scratch", type=Path, default=None, help="where to build the checkpoints (default: a temp dir)"
     )
@@ -172,10 +199,11 @@ def main() -> None:
     results: dict = {"runs": {}, "timelines": {}, "targets": TARGETS}
     with tempfile.TemporaryDirectory(dir=args.scratch) as scratch:
         for name in args.shapes:
-            row, timeline = run_shape(Path(scratch), name, SHAPES[name], args.layers)
+            row, timeline = run_shape(Path(scratch), name, SHAPES[name], args.layers, args.repeats)
             results["runs"][name] = row
             results["timelines"][f"{name} shapes, {row['shards']} shards, {row['input_gib']} GiB"] = timeline
     results["help_seconds"] = round(startup_seconds([*CONVERT, "--help"]), 2)
+    results["help_module_seconds"] = round(startup_seconds([*CONVERT_MODULE, "--help"]), 2)
     results["import_seconds"] = round(
         startup_seconds([sys.executable, "-c", "import transformers_codellama.conversion.convert"]), 2
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from transformers_codellama.conversion.convert_codellama_weights_to_hf import main
+from transformers_codellama_cli import convert
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(convert())

@@ -1,21 +1,68 @@
 """Code Llama for Hugging Face transformers: exact tokenizers, Auto-class registration, pipelines, conversion.
 
 Importing this package registers Code Llama's config, model and tokenizers with the transformers Auto classes.
+The public names below are imported on first use (PEP 562), so that the console scripts in
+`transformers_codellama_cli` (`codellama-convert`) can import the package without registering, and start without
+torch or transformers.
 """
 
-from .configuration_code_llama import CodeLlamaConfig
-from .fim import fim_example
-from .modeling_code_llama import CodeLlamaForCausalLM, CodeLlamaModel
-from .pipelines import CodeLlamaTextGenerationPipeline
-from .registration import register
-from .remote_code import save_remote_code
-from .tiny_tokenizer import TINY_MODEL_PATH
-from .tokenization_code_llama import CodeLlamaTokenizer
-from .tokenization_code_llama_fast import CodeLlamaTokenizerFast
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+import transformers_codellama_cli
 
 __version__ = "0.1.0"
 
-register()
+# Public name -> the module that defines it, imported when the name is first used.
+_EXPORTS = {
+    "TINY_MODEL_PATH": ".tiny_tokenizer",
+    "CodeLlamaConfig": ".configuration_code_llama",
+    "CodeLlamaForCausalLM": ".modeling_code_llama",
+    "CodeLlamaModel": ".modeling_code_llama",
+    "CodeLlamaTextGenerationPipeline": ".pipelines",
+    "CodeLlamaTokenizer": ".tokenization_code_llama",
+    "CodeLlamaTokenizerFast": ".tokenization_code_llama_fast",
+    "fim_example": ".fim",
+    "register": ".registration",
+    "save_remote_code": ".remote_code",
+}
+
+if TYPE_CHECKING:
+    from .configuration_code_llama import CodeLlamaConfig
+    from .fim import fim_example
+    from .modeling_code_llama import CodeLlamaForCausalLM, CodeLlamaModel
+    from .pipelines import CodeLlamaTextGenerationPipeline
+    from .registration import register
+    from .remote_code import save_remote_code
+    from .tiny_tokenizer import TINY_MODEL_PATH
+    from .tokenization_code_llama import CodeLlamaTokenizer
+    from .tokenization_code_llama_fast import CodeLlamaTokenizerFast
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later uses are plain attribute lookups
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+def _register_on_import() -> None:
+    if transformers_codellama_cli.registration_deferred():
+        return
+    from .registration import register
+
+    register()
+
+
+_register_on_import()
 
 __all__ = [
     "TINY_MODEL_PATH",

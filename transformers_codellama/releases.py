@@ -7,7 +7,9 @@ these facts without the converter importing transformers.
 from __future__ import annotations
 
 VARIANTS = ("base", "python", "instruct")
+# The released sizes and the number of model-parallel shards (`consolidated.NN.pth`) Meta ships for each.
+SHARDS_PER_SIZE = {"7B": 1, "13B": 2, "34B": 4, "70B": 8}
 # The size the converter reports for shapes Meta never released.
 CUSTOM_SIZE = "custom"
 
-__all__ = ["CUSTOM_SIZE", "VARIANTS"]
+__all__ = ["CUSTOM_SIZE", "SHARDS_PER_SIZE", "VARIANTS"]

@@ -21,6 +21,7 @@ from ..modeling_code_llama import generation_config_for
 from ..releases import CUSTOM_SIZE
 from ..remote_code import save_remote_code
 from ..tokenization_code_llama_fast import CodeLlamaTokenizerFast
+from .choices import DTYPE_NAMES, FORMATS
 from .errors import ConversionError
 from .mapping import (
     SHARDS_PER_SIZE,
@@ -37,10 +38,9 @@ from .meta_checkpoint import MetaCheckpoint
 from .model_card import CardFacts, model_card, original_name
 from .stock_tokenizer import save_stock_tokenizer
 from .verify import verify_conversion
-from .writer import ShardWriter, TensorSpec, check_output_dir, parse_size, staged_output
+from .writer import Block, FileSpan, ShardWriter, TensorSpec, check_output_dir, parse_size, staged_output
 
-FORMATS = ("codellama", "llama")
-DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 @dataclass(frozen=True)
@@ -165,11 +165,90 @@ def row_blocks(
             release(piece[row : row + step])
 
 
-def _advancing(progress: Any, blocks: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+class _ByteRows:
+    """The bytes of a contiguous tensor (no copy) as rows: the tensor's rows, or one row for a vector."""
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.count = tensor.shape[0] if tensor.dim() > 1 else 1
+        self.size = tensor.numel() * tensor.element_size() // max(1, self.count)
+        self._bytes = tensor.reshape(-1).view(torch.uint8).numpy().data
+
+    def rows(self, start: int, stop: int) -> memoryview:
+        return self._bytes[start * self.size : min(stop, self.count) * self.size]
+
+
+def row_buffers(
+    slices: list[torch.Tensor],
+    *,
+    axis: int | None,
+    heads: int | None,
+    release: Callable[[torch.Tensor], None] | None = None,
+    locate: Callable[[torch.Tensor], tuple[Path, int] | None] | None = None,
+) -> Iterator[list[memoryview] | FileSpan] | None:
+    """The merged (and, for wq/wk, rotary-permuted) tensor's bytes as blocks of buffers into `slices` themselves.
+
+    The same result as `row_blocks` where the dtype does not change, without copying a byte in this process: the
+    rotary permutation only reorders whole rows, and slices split along columns only interleave their rows, so every
+    output row is a row of the slices, which `ShardWriter` gathers into the file with `os.writev`. Each such block
+    covers about BLOCK_BYTES, and its pieces of `slices` are passed to `release` once it is written. A slice that is
+    written whole and in order, and that `locate` finds in its file (path, offset), is one `FileSpan` instead, which
+    the kernel copies file to file. None where none of this applies (heads that straddle shards, slices that are
+    not contiguous).
+    """
+    release = release or (lambda piece: None)
+    if axis is None:
+        slices = slices[:1]  # replicated: every shard holds the same values
+    if not all(piece.is_contiguous() for piece in slices) or (heads is not None and heads % len(slices)):
+        return None
+    return _row_buffers(slices, axis=axis, heads=heads, release=release, locate=locate or (lambda piece: None))
+
+
+def _row_buffers(
+    slices: list[torch.Tensor],
+    *,
+    axis: int | None,
+    heads: int | None,
+    release: Callable[[torch.Tensor], None],
+    locate: Callable[[torch.Tensor], tuple[Path, int] | None],
+) -> Iterator[list[memoryview] | FileSpan]:
+    rows = [_ByteRows(piece) for piece in slices]
+    count = rows[0].count
+    step = max(1, BLOCK_BYTES // max(1, rows[0].size * (len(slices) if axis == 1 else 1)))
+    if axis == 1:  # each output row is the same row of every slice, side by side
+        for start in range(0, count, step):
+            stop = min(start + step, count)
+            yield [piece.rows(row, row + 1) for row in range(start, stop) for piece in rows]
+            for piece in slices:
+                release(piece[start:stop])
+        return
+    for piece, piece_rows in zip(slices, rows, strict=True):
+        if heads is None:
+            if located := locate(piece):  # the kernel copies it from the file; no page is mapped
+                yield FileSpan(located[0], located[1], piece_rows.rows(0, count))
+                continue
+            for start in range(0, count, step):
+                yield [piece_rows.rows(start, start + step)]
+                release(piece[start : start + step])
+            continue
+        # The rotary permutation moves whole rows within each head: output row i is input row order[i].
+        local_heads = heads // len(slices)
+        order = permute_rotary(torch.arange(count).unsqueeze(1), local_heads).flatten().tolist()
+        per_block = max(1, step // (count // local_heads)) * (count // local_heads)  # whole heads: own input rows
+        for start in range(0, count, per_block):
+            yield [piece_rows.rows(row, row + 1) for row in order[start : start + per_block]]
+            release(piece[start : start + per_block])
+
+
+def _advancing(progress: Any, blocks: Iterator[Any]) -> Iterator[Any]:
     """`blocks` unchanged, advancing the progress bar by each block's bytes once it has been written."""
     for block in blocks:
         yield block
-        progress.update(block.numel() * block.element_size())
+        if isinstance(block, FileSpan):
+            progress.update(block.data.nbytes)
+        elif isinstance(block, list):
+            progress.update(sum(buffer.nbytes for buffer in block))
+        else:
+            progress.update(block.numel() * block.element_size())
 
 
 def _write_weights(
@@ -181,10 +260,12 @@ def _write_weights(
     with tqdm(total=writer.total_size, unit="B", unit_scale=True, desc="Converting weights") as progress:
         for group in checkpoint.groups():
             for name, slices in checkpoint.read_slices(group):
-                heads = rotary_heads(name, checkpoint.params)
-                blocks = row_blocks(
-                    slices, axis=shard_axis(name), heads=heads, dtype=dtype, release=checkpoint.release_pages
-                )
+                heads, axis, release = rotary_heads(name, checkpoint.params), shard_axis(name), checkpoint.release_pages
+                blocks: Iterator[Block] | None = None
+                if slices[0].dtype == dtype:  # the bytes need no change: the kernel copies them from the shards
+                    blocks = row_buffers(slices, axis=axis, heads=heads, release=release, locate=checkpoint.locate)
+                if blocks is None:
+                    blocks = row_blocks(slices, axis=axis, heads=heads, dtype=dtype, release=release)
                 writer.write(names[name], _advancing(progress, blocks))
     writer.finish()
     return writer
@@ -316,4 +397,13 @@ def convert(
     )
 
 
-__all__ = ["DTYPES", "FORMATS", "ConversionResult", "build_config", "build_tokenizer", "convert"]
+__all__ = [
+    "DTYPES",
+    "FORMATS",
+    "ConversionResult",
+    "build_config",
+    "build_tokenizer",
+    "convert",
+    "row_blocks",
+    "row_buffers",
+]

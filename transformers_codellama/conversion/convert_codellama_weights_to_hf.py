@@ -3,8 +3,10 @@
     codellama-convert --input-dir CodeLlama-13b-Instruct --output-dir CodeLlama-13b-Instruct-hf --verify
     python -m transformers_codellama.conversion.convert_codellama_weights_to_hf --input_dir ... --output_dir ...
 
-The work is done by `transformers_codellama.conversion.convert.convert`; this module only parses arguments. Absolute
-imports, because the file also runs as a script (`python path/to/convert_codellama_weights_to_hf.py`).
+The work is done by `transformers_codellama.conversion.convert.convert`; this module only parses arguments, and
+imports the converter (torch, transformers) only once they parse, so `--help` and argument errors are immediate when
+it is started through `transformers_codellama_cli` (the `codellama-convert` console script). Absolute imports, because
+the file also runs as a script (`python path/to/convert_codellama_weights_to_hf.py`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from transformers_codellama.conversion.convert import DTYPES, FORMATS, convert
+from transformers_codellama.conversion.choices import DTYPE_NAMES, FORMATS
 from transformers_codellama.conversion.errors import ConversionError
-from transformers_codellama.conversion.mapping import SHARDS_PER_SIZE, VARIANTS
+from transformers_codellama.releases import SHARDS_PER_SIZE, VARIANTS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--dtype",
-        choices=list(DTYPES),
+        choices=DTYPE_NAMES,
         help="dtype of the written weights; default: as stored (bfloat16 for Meta's releases)",
     )
     parser.add_argument(
@@ -93,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the converter; prints a one-line summary, or `error: ...` and returns 1 for bad input."""
     args = build_parser().parse_args(argv)
     command = shlex.join(["codellama-convert", *(sys.argv[1:] if argv is None else argv)])
+    from transformers_codellama.conversion.convert import convert  # torch and transformers: only with work to do
+
     try:
         result = convert(
             input_dir=args.input_dir,

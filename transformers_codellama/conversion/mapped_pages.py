@@ -9,6 +9,8 @@ later read of the same bytes maps them again from the file, so nothing is lost.
 That is only safe for clean pages of a file mapping (for anonymous memory it would zero the data), so a range is
 released only if it lies inside a mapping of a shard file registered while that mapping is open, as
 `/proc/self/maps` lists it. Elsewhere (not Linux) nothing is released and memory is bounded by a layer, as before.
+The same listing says where in its file a mapped tensor's bytes lie (`locate`), so the writer can have the kernel
+copy them from the file without mapping a page.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") el
 
 def file_mappings(path: Path) -> list[tuple[int, int]]:
     """The address ranges at which this process maps `path` (empty where `/proc/self/maps` does not exist)."""
+    return [(low, high) for low, high, _ in _file_mappings(path)]
+
+
+def _file_mappings(path: Path) -> list[tuple[int, int, int]]:
+    """(low address, high address, offset in the file of `low`) of each mapping of `path`."""
     target = str(path.resolve())
     ranges = []
     try:
@@ -35,7 +42,7 @@ def file_mappings(path: Path) -> list[tuple[int, int]]:
                 fields = line.split(maxsplit=5)
                 if len(fields) == 6 and fields[5].rstrip("\n") == target:
                     low, high = (int(address, 16) for address in fields[0].split("-"))
-                    ranges.append((low, high))
+                    ranges.append((low, high, int(fields[2], 16)))
     except OSError:
         return []
     return ranges
@@ -53,21 +60,34 @@ class MappedPages:
 
     def __init__(self) -> None:
         self._ranges: list[tuple[int, int]] = []
+        self._files: list[tuple[int, int, int, Path]] = []  # low, high, file offset of low, file
 
     def register(self, path: Path, tensors: Iterable[torch.Tensor]) -> bool:
         """Allow releasing `tensors` (just loaded from `path` with mmap) if they all lie in mappings of `path`."""
         if _LIBC is None:
             return False
-        ranges = file_mappings(path)
-        if not ranges:
+        mappings = _file_mappings(path)
+        if not mappings:
             return False
         for tensor in tensors:
             storage = tensor.untyped_storage()
             start, end = storage.data_ptr(), storage.data_ptr() + storage.nbytes()
-            if storage.nbytes() and not any(low <= start and end <= high for low, high in ranges):
+            if storage.nbytes() and not any(low <= start and end <= high for low, high, _ in mappings):
                 return False
-        self._ranges.extend(ranges)
+        self._ranges.extend((low, high) for low, high, _ in mappings)
+        self._files.extend((low, high, offset, path.resolve()) for low, high, offset in mappings)
         return True
+
+    def locate(self, tensor: torch.Tensor) -> tuple[Path, int] | None:
+        """The file and offset holding the bytes of `tensor`, a contiguous piece of a registered mapping, or None."""
+        if not tensor.is_contiguous():
+            return None
+        start = tensor.data_ptr()
+        end = start + tensor.numel() * tensor.element_size()
+        for low, high, offset, path in self._files:
+            if low <= start and end <= high:
+                return path, offset + start - low
+        return None
 
     def release(self, tensor: torch.Tensor) -> None:
         """Drop the pages of `tensor`, a contiguous piece of a registered mapping, from resident memory."""
@@ -80,6 +100,7 @@ class MappedPages:
     def clear(self) -> None:
         """Forget every range: call before the mappings are closed, so that a reused address is never released."""
         self._ranges.clear()
+        self._files.clear()
 
 
 __all__ = ["MappedPages", "file_mappings"]

@@ -12,12 +12,11 @@ from typing import Any
 
 import torch
 
-from ..releases import CUSTOM_SIZE, VARIANTS
+from ..releases import CUSTOM_SIZE, SHARDS_PER_SIZE, VARIANTS
 from .errors import ConversionError
 
-# (dim, n_layers) -> released size; the number of model-parallel shards Meta ships for each size.
+# (dim, n_layers) -> released size.
 KNOWN_SIZES: dict[tuple[int, int], str] = {(4096, 32): "7B", (5120, 40): "13B", (8192, 48): "34B", (8192, 80): "70B"}
-SHARDS_PER_SIZE = {"7B": 1, "13B": 2, "34B": 4, "70B": 8}
 
 # Meta name (per layer, after "layers.N.") -> (HF name after "model.layers.N.", model-parallel split axis or None).
 LAYER_TENSORS: dict[str, tuple[str, int | None]] = {

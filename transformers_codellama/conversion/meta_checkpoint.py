@@ -136,6 +136,10 @@ class MetaCheckpoint:
         """Drop the pages of `tensor` (a contiguous piece of a slice from `read_slices`) from resident memory."""
         self._pages.release(tensor)
 
+    def locate(self, tensor: torch.Tensor) -> tuple[Path, int] | None:
+        """The shard file and offset holding a contiguous piece of a slice from `read_slices` (None if unknown)."""
+        return self._pages.locate(tensor)
+
     def read(self, names: Sequence[str]) -> Iterator[tuple[str, torch.Tensor]]:
         """Yield each named tensor merged from its model-parallel slices."""
         for name, slices in self.read_slices(names):

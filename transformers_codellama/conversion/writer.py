@@ -3,12 +3,15 @@
 The safetensors library serializes a whole dict of tensors at once, so a shard would sit in memory until it is
 full. Every output shape and dtype is known before the first tensor is converted, so each shard's header can be
 written first and each tensor appended, block of rows by block of rows, as soon as it is converted: memory stays at
-one block, whatever `max_shard_size` is. Each finished shard is opened with the safetensors library (`safe_open`) to check
-its header, names and shapes, so a file the library cannot read is never left behind.
+one block, whatever `max_shard_size` is. A block is a tensor or, where the bytes need no change, a list of buffers
+(rows of memory-mapped input shards, in output order) that `os.writev` gathers into the file, or a span of an input
+file that `os.copy_file_range` copies: either way one copy, made by the kernel. Each finished shard is opened with the safetensors library (`safe_open`) to check its header, names
+and shapes, so a file the library cannot read is never left behind.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -18,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeAlias
 
 import psutil
 import torch
@@ -30,6 +33,21 @@ SAFETENSORS_DTYPES = {torch.bfloat16: "BF16", torch.float16: "F16", torch.float3
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*", re.IGNORECASE)
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 _UNITS.update({"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40})
+# Buffers per `os.writev` call: the kernel's limit (IOV_MAX).
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") and "SC_IOV_MAX" in os.sysconf_names else 16
+
+
+@dataclass(frozen=True)
+class FileSpan:
+    """Whole rows to copy unchanged from another file: `data.nbytes` bytes at `offset` of `path`, which `data` holds."""
+
+    path: Path
+    offset: int
+    data: memoryview
+
+
+# A block of rows: a tensor, its raw bytes as buffers to be written one after another, or a span of another file.
+Block: TypeAlias = torch.Tensor | list[memoryview] | FileSpan
 
 
 def parse_size(text: str | int) -> int:
@@ -102,10 +120,12 @@ class ShardWriter:
         self._file: BinaryIO | None = None
         self.total_size = sum(spec.nbytes for spec in specs)
 
-    def write(self, name: str, blocks: Iterable[torch.Tensor]) -> None:
+    def write(self, name: str, blocks: Iterable[Block]) -> None:
         """Append the next planned tensor, given as consecutive row blocks (or one block: the whole tensor).
 
-        Each block is written and dropped before the next is made, so a tensor never needs to exist whole.
+        A block is a tensor of the planned dtype, or a list of buffers holding whole rows of it in order (raw
+        little-endian bytes). Each block is written and dropped before the next is made, so a tensor never needs to
+        exist whole.
         """
         shard, position = next(self._pending, (None, None))
         if shard is None or position is None:
@@ -118,7 +138,14 @@ class ShardWriter:
             self._file.write(_header(self.shards[shard], {"format": "pt"}))
         assert self._file is not None
         rows = 0
+        row_bytes = spec.nbytes // spec.shape[0] if spec.shape and spec.shape[0] else 0
         for block in blocks:
+            if isinstance(block, list | FileSpan):
+                size = _write_gathered(self._file, block) if isinstance(block, list) else _copy_span(self._file, block)
+                if not row_bytes or size % row_bytes:
+                    raise RuntimeError(f"ShardWriter: {name} got {size} bytes, not whole rows of {spec}")
+                rows += size // row_bytes
+                continue
             if block.dtype != spec.dtype or tuple(block.shape[1:]) != spec.shape[1:]:
                 raise RuntimeError(f"ShardWriter: {name} block {tuple(block.shape)} {block.dtype} does not fit {spec}")
             # Raw little-endian bytes through the buffer protocol: no copy beyond making the block contiguous.
@@ -152,6 +179,63 @@ class ShardWriter:
             index = {"metadata": {"total_size": self.total_size}, "weight_map": weight_map}
             (self.directory / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
         return self.files
+
+
+def _write_gathered(file: BinaryIO, buffers: list[memoryview]) -> int:
+    """Write `buffers` one after another at the file's position; returns the bytes written."""
+    if not hasattr(os, "writev"):  # no gathering write on this platform
+        return sum(file.write(buffer) for buffer in buffers)
+    file.flush()  # the header (or a tensor block) may still sit in the file object's buffer
+    descriptor, total = file.fileno(), 0
+    for start in range(0, len(buffers), _IOV_MAX):
+        batch = buffers[start : start + _IOV_MAX]
+        expected = sum(buffer.nbytes for buffer in batch)
+        written = os.writev(descriptor, batch)
+        if written < expected:  # a short write (signal, file size limit): finish it buffer by buffer
+            written += _write_rest(descriptor, batch, written)
+        total += written
+    file.seek(0, os.SEEK_END)  # keep the file object's position in step with the descriptor's
+    return total
+
+
+def _copy_span(file: BinaryIO, span: FileSpan) -> int:
+    """Copy `span` to the file's position inside the kernel; its buffer where the kernel cannot copy between them."""
+    if not hasattr(os, "copy_file_range"):
+        return _write_gathered(file, [span.data])
+    file.flush()
+    done, size = 0, span.data.nbytes
+    with open(span.path, "rb") as source:
+        try:
+            while done < size:
+                copied = os.copy_file_range(source.fileno(), file.fileno(), size - done, span.offset + done)
+                if copied == 0:
+                    raise OSError(errno.EIO, f"{span.path} ends before offset {span.offset + size}")
+                done += copied
+        except OSError as error:
+            if error.errno not in _NO_KERNEL_COPY or done:
+                raise
+            return _write_gathered(file, [span.data])  # e.g. across file systems on older kernels
+    file.seek(0, os.SEEK_END)
+    return done
+
+
+# copy_file_range refusing the pair of files (rather than failing to read or write them).
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF}
+
+
+def _write_rest(descriptor: int, buffers: list[memoryview], done: int) -> int:
+    written = 0
+    for buffer in buffers:
+        if done >= buffer.nbytes:
+            done -= buffer.nbytes
+            continue
+        remaining = buffer[done:].cast("B")
+        done = 0
+        while remaining.nbytes:
+            count = os.write(descriptor, remaining)
+            written += count
+            remaining = remaining[count:]
+    return written
 
 
 def _is_empty_dir(path: Path) -> bool:
@@ -208,4 +292,13 @@ def staged_output(output_dir: Path, *, force: bool) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-__all__ = ["ShardWriter", "TensorSpec", "check_output_dir", "parse_size", "plan_shards", "staged_output"]
+__all__ = [
+    "Block",
+    "FileSpan",
+    "ShardWriter",
+    "TensorSpec",
+    "check_output_dir",
+    "parse_size",
+    "plan_shards",
+    "staged_output",
+]
