@@ -21,8 +21,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=["transformers_codellama", "transformers_codellama.conversion", "transformers_codellama.serving"],
-    # Console-script entry points that start before the package registers itself (and imports torch).
-    py_modules=["transformers_codellama_cli"],
+    # A script, not an entry point: it starts before the package registers itself (and imports torch).
+    scripts=["conversion/codellama-convert"],
     package_data={"transformers_codellama": ["data/*.model", "data/*.safetensors", "py.typed"]},
     install_requires=[
         "transformers>=5.5.0,<6",
@@ -55,7 +55,6 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "codellama-convert=transformers_codellama_cli:convert",
             "codellama-demo=transformers_codellama.demo:main",
             "codellama-serve=transformers_codellama.serving.cli:main",
         ]

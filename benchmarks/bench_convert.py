@@ -37,7 +37,7 @@ from transformers_codellama.conversion.mapping import MetaParams, parse_params
 from transformers_codellama.conversion.meta_writer import write_random_meta_checkpoint
 
 # What the `codellama-convert` console script runs (independent of PATH), and the module the script used to be.
-CONVERT = [sys.executable, "-c", "import sys; from transformers_codellama_cli import convert; sys.exit(convert())"]
+CONVERT = [sys.executable, str(Path(__file__).resolve().parents[1] / "conversion" / "codellama-convert")]
 CONVERT_MODULE = [sys.executable, "-m", "transformers_codellama.conversion.convert_codellama_weights_to_hf"]
 
 

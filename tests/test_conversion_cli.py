@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,8 @@ import transformers_codellama  # noqa: F401  (registers the Auto classes)
 
 REPO = Path(__file__).resolve().parents[1]
 MODULE = "transformers_codellama.conversion.convert_codellama_weights_to_hf"
+# `codellama-convert` as pip installed it for this interpreter (not whatever PATH finds first).
+INSTALLED_SCRIPT = Path(sysconfig.get_path("scripts")) / "codellama-convert"
 PROMPTS = ([1, 5, 17, 300, 42, 7], [1, 900, 3, 3, 64])
 ENV = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -36,7 +38,7 @@ def run_cli(*args: str | Path, entry: str = "module", env: dict | None = None) -
     command = {
         "module": [sys.executable, "-m", MODULE],
         "script": [sys.executable, str(REPO / "conversion" / "convert_codellama_weights_to_hf.py")],
-        "console": [shutil.which("codellama-convert") or "codellama-convert"],
+        "console": [str(INSTALLED_SCRIPT)],
     }[entry]
     return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, env=env or ENV, timeout=300)
 

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from test_conversion_cli import INSTALLED_SCRIPT
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "safetensors", "sentencepiece", "tokenizers", "numpy")
@@ -35,15 +36,18 @@ with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
 heavy = sorted({{name.split(".")[0] for name in sys.modules}} & set({heavy!r}))
 print(json.dumps({{"code": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue(), "heavy": heavy}}))
 """
+# The script pip installed as `codellama-convert`, and the two scripts in conversion/ run by path from a clone.
+SCRIPTS = {
+    "console": INSTALLED_SCRIPT,
+    "script": REPO / "conversion" / "convert_codellama_weights_to_hf.py",
+    "clone": REPO / "conversion" / "codellama-convert",
+}
 ENTRIES = {
-    # The console script's entry point, as pip's `codellama-convert` wrapper calls it.
-    "console": ("from transformers_codellama_cli import convert", "convert({args!r})"),
-    # conversion/convert_codellama_weights_to_hf.py, run by path from a clone.
-    "script": (
+    name: (
         "import runpy",
-        "sys.argv = ['convert_codellama_weights_to_hf.py', *{args!r}]; "
-        f"runpy.run_path({str(REPO / 'conversion' / 'convert_codellama_weights_to_hf.py')!r}, run_name='__main__')",
-    ),
+        f"sys.argv = [{path.name!r}, *{{args!r}}]; runpy.run_path({str(path)!r}, run_name='__main__')",
+    )
+    for name, path in SCRIPTS.items()
 }
 
 
@@ -68,9 +72,9 @@ def test_argument_errors_import_neither_torch_nor_transformers(args: list[str]) 
 
 def test_conversion_after_parsing_imports_what_it_needs(tmp_path: Path) -> None:
     # Past the parser the converter runs: a bad input directory is reported by the converter itself.
-    start = ENTRIES["console"][0]
+    start, call = ENTRIES["console"]
     args = ["--input-dir", str(tmp_path / "missing"), "--output-dir", str(tmp_path / "out")]
-    result = _run(COMMAND_LINE.format(start=start, call=f"sys.exit(convert({args!r}))", heavy=HEAVY))
+    result = _run(COMMAND_LINE.format(start=start, call=call.format(args=args), heavy=HEAVY))
     assert result["code"] == 1 and result["stderr"].startswith(f"error: {tmp_path / 'missing'}: input directory")
     assert "torch" in result["heavy"]
 
@@ -129,11 +133,7 @@ def test_console_script_writes_what_the_registered_package_writes(tmp_path: Path
     spec = TinyCodeLlama(dim=64, n_heads=4, n_shards=2, tokenizer=CODELLAMA_MODEL, vocab_size=32016)
     write_meta_checkpoint(tmp_path / "CodeLlama-7b-Instruct", spec)
     entries = {
-        "console": [
-            sys.executable,
-            "-c",
-            "import sys; from transformers_codellama_cli import convert; sys.exit(convert())",
-        ],
+        "console": [str(INSTALLED_SCRIPT)],
         "module": [sys.executable, "-m", "transformers_codellama.conversion.convert_codellama_weights_to_hf"],
     }
     for name, command in entries.items():

@@ -1,17 +1,16 @@
 """Code Llama for Hugging Face transformers: exact tokenizers, Auto-class registration, pipelines, conversion.
 
 Importing this package registers Code Llama's config, model and tokenizers with the transformers Auto classes.
-The public names below are imported on first use (PEP 562), so that the console scripts in
-`transformers_codellama_cli` (`codellama-convert`) can import the package without registering, and start without
-torch or transformers.
+The public names below are imported on first use (PEP 562), so that `codellama-convert` (the script
+`conversion/codellama-convert`) can import the converter's argument parser without torch or transformers: it sets
+`TRANSFORMERS_CODELLAMA_DEFER_REGISTRATION=1` for that import, and registration is skipped.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
-
-import transformers_codellama_cli
 
 __version__ = "0.1.0"
 
@@ -55,7 +54,7 @@ def __dir__() -> list[str]:
 
 
 def _register_on_import() -> None:
-    if transformers_codellama_cli.registration_deferred():
+    if os.environ.get("TRANSFORMERS_CODELLAMA_DEFER_REGISTRATION") == "1":
         return
     from .registration import register
 

@@ -5,7 +5,7 @@
 
 The work is done by `transformers_codellama.conversion.convert.convert`; this module only parses arguments, and
 imports the converter (torch, transformers) only once they parse, so `--help` and argument errors are immediate when
-it is started through `transformers_codellama_cli` (the `codellama-convert` console script). Absolute imports, because
+it is started through the `codellama-convert` script (`conversion/codellama-convert`). Absolute imports, because
 the file also runs as a script (`python path/to/convert_codellama_weights_to_hf.py`).
 """
 
