@@ -61,4 +61,12 @@ class CodeLlamaConfig(LlamaConfig):
             )
 
 
-__all__ = ["VARIANTS", "CodeLlamaConfig"]
+# The Auto classes a saved Code Llama checkpoint names in its `auto_map` (module.Class, relative to the checkpoint).
+MODEL_AUTO_MAP = {
+    "AutoConfig": "configuration_code_llama.CodeLlamaConfig",
+    "AutoModel": "modeling_code_llama.CodeLlamaModel",
+    "AutoModelForCausalLM": "modeling_code_llama.CodeLlamaForCausalLM",
+}
+
+
+__all__ = ["MODEL_AUTO_MAP", "VARIANTS", "CodeLlamaConfig"]

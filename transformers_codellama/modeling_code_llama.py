@@ -13,17 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from transformers import GenerationConfig, LlamaForCausalLM, LlamaModel
+from transformers import LlamaForCausalLM, LlamaModel
 
-from .configuration_code_llama import CodeLlamaConfig
-from .stopping import CHAT, COMPLETE, INFILL, stop_ids
+from .configuration_code_llama import MODEL_AUTO_MAP, CodeLlamaConfig
 
-# The Auto classes a saved Code Llama checkpoint names in its `auto_map` (module.Class, relative to the checkpoint).
-MODEL_AUTO_MAP = {
-    "AutoConfig": "configuration_code_llama.CodeLlamaConfig",
-    "AutoModel": "modeling_code_llama.CodeLlamaModel",
-    "AutoModelForCausalLM": "modeling_code_llama.CodeLlamaForCausalLM",
-}
+# Defined with the stop rule (the converter writes them without importing the model code); importable here too.
+from .stopping import generation_config_for, stop_token_ids
 
 
 class CodeLlamaModel(LlamaModel):
@@ -58,30 +53,6 @@ class CodeLlamaForCausalLM(LlamaForCausalLM):
         if self._auto_class is not None:
             self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **MODEL_AUTO_MAP}
         super().save_pretrained(save_directory, *args, **kwargs)
-
-
-def stop_token_ids(config: Any, tokenizer: Any) -> list[int]:
-    """The ids on which plain `generate` stops for this checkpoint: those of every mode it can generate in.
-
-    That is `</s>`, `▁<EOT>` where the checkpoint can infill, and `<step>` on 70B Instruct (see `stopping`).
-    """
-    modes = [COMPLETE, CHAT]
-    if getattr(config, "supports_infilling", True) and getattr(tokenizer, "supports_infilling", False):
-        modes.insert(1, INFILL)
-    return list(dict.fromkeys(token for mode in modes for token in stop_ids(tokenizer, mode)))
-
-
-def generation_config_for(config: Any, tokenizer: Any) -> GenerationConfig:
-    """A `GenerationConfig` for a Code Llama checkpoint: Llama's, stopping on `stop_token_ids(config, tokenizer)`.
-
-    The converter (and anyone building a checkpoint) assigns it to `model.generation_config` before saving, so
-    `generation_config.json` makes `model.generate` stop where Meta's decoding does.
-    """
-    generation_config = GenerationConfig.from_model_config(config)
-    stops = stop_token_ids(config, tokenizer)
-    generation_config.bos_token_id = tokenizer.bos_token_id
-    generation_config.eos_token_id = stops if len(stops) > 1 else stops[0]
-    return generation_config
 
 
 __all__ = [

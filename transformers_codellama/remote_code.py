@@ -9,6 +9,7 @@ with the plugin installed (no `trust_remote_code`) and, on a machine without it,
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -16,21 +17,24 @@ from pathlib import Path
 
 from transformers.dynamic_module_utils import get_relative_import_files
 
-from . import modeling_code_llama, tokenization_code_llama, tokenization_code_llama_fast
-from .modeling_code_llama import MODEL_AUTO_MAP
+from .configuration_code_llama import MODEL_AUTO_MAP
 
 TOKENIZER_AUTO_MAP = [
     "tokenization_code_llama.CodeLlamaTokenizer",
     "tokenization_code_llama_fast.CodeLlamaTokenizerFast",
 ]
-_ENTRY_MODULES = (modeling_code_llama, tokenization_code_llama, tokenization_code_llama_fast)
+# Found by name, not imported: the converter copies them without loading transformers' model code.
+_ENTRY_MODULES = ("modeling_code_llama", "tokenization_code_llama", "tokenization_code_llama_fast")
 
 
 def code_files() -> list[Path]:
     """The module files a checkpoint needs: the model's and the tokenizers', with everything they import relatively."""
     files: dict[str, Path] = {}
     for module in _ENTRY_MODULES:
-        entry = Path(str(module.__file__))
+        spec = importlib.util.find_spec(f"{__package__}.{module}")
+        if spec is None or spec.origin is None:
+            raise ImportError(f"{__package__}.{module} not found: is the package installed completely?")
+        entry = Path(spec.origin)
         for path in [entry, *map(Path, get_relative_import_files(entry))]:
             files.setdefault(path.name, path)
     return sorted(files.values())

@@ -4,13 +4,16 @@ config a checkpoint is saved with, and anything else that generates (a server, a
 Meta's `llama/generation.py` stops completion on `</s>`, an infilled middle on `▁<EOT>` (or `</s>`), and the 70B
 Instruct chat on `<step>` (or `</s>`). Ids are looked up on the tokenizer by piece name, never assumed.
 
-This module imports nothing from the package, so the remote-code copy of a checkpoint can carry it.
+This module imports nothing from the package, so the remote-code copy of a checkpoint can carry it, nor transformers'
+model code, so the converter can write a checkpoint's generation config without it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from transformers import GenerationConfig
 
 COMPLETE, INFILL, CHAT = "complete", "infill", "chat"
 MODES = (COMPLETE, INFILL, CHAT)
@@ -42,4 +45,28 @@ def until_stop(ids: Sequence[int], stops: Sequence[int]) -> list[int]:
     return list(ids)
 
 
-__all__ = ["CHAT", "COMPLETE", "INFILL", "MODES", "stop_ids", "until_stop"]
+def stop_token_ids(config: Any, tokenizer: Any) -> list[int]:
+    """The ids on which plain `generate` stops for this checkpoint: those of every mode it can generate in.
+
+    That is `</s>`, `▁<EOT>` where the checkpoint can infill, and `<step>` on 70B Instruct (see `stopping`).
+    """
+    modes = [COMPLETE, CHAT]
+    if getattr(config, "supports_infilling", True) and getattr(tokenizer, "supports_infilling", False):
+        modes.insert(1, INFILL)
+    return list(dict.fromkeys(token for mode in modes for token in stop_ids(tokenizer, mode)))
+
+
+def generation_config_for(config: Any, tokenizer: Any) -> GenerationConfig:
+    """A `GenerationConfig` for a Code Llama checkpoint: Llama's, stopping on `stop_token_ids(config, tokenizer)`.
+
+    The converter (and anyone building a checkpoint) assigns it to `model.generation_config` before saving, so
+    `generation_config.json` makes `model.generate` stop where Meta's decoding does.
+    """
+    generation_config = GenerationConfig.from_model_config(config)
+    stops = stop_token_ids(config, tokenizer)
+    generation_config.bos_token_id = tokenizer.bos_token_id
+    generation_config.eos_token_id = stops if len(stops) > 1 else stops[0]
+    return generation_config
+
+
+__all__ = ["CHAT", "COMPLETE", "INFILL", "MODES", "generation_config_for", "stop_ids", "stop_token_ids", "until_stop"]

@@ -17,9 +17,9 @@ from transformers import LlamaConfig
 from .. import __version__
 from ..chat import chat_template_for
 from ..configuration_code_llama import CodeLlamaConfig
-from ..modeling_code_llama import generation_config_for
 from ..releases import CUSTOM_SIZE
 from ..remote_code import save_remote_code
+from ..stopping import generation_config_for
 from ..tokenization_code_llama_fast import CodeLlamaTokenizerFast
 from .choices import DTYPE_NAMES, FORMATS
 from .errors import ConversionError
@@ -37,7 +37,6 @@ from .mapping import (
 from .meta_checkpoint import MetaCheckpoint
 from .model_card import CardFacts, model_card, original_name
 from .stock_tokenizer import save_stock_tokenizer
-from .verify import verify_conversion
 from .writer import Block, FileSpan, ShardWriter, TensorSpec, check_output_dir, parse_size, staged_output
 
 DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPE_NAMES}
@@ -382,6 +381,9 @@ def convert(
             command=command or "transformers_codellama.conversion.convert.convert(...)",
         )
         if verify:  # before the move: a checkpoint that fails verification never appears at output_dir
+            # Imported here: it loads transformers' model code (about a second), which only verification needs.
+            from .verify import verify_conversion
+
             difference = verify_conversion(checkpoint, staging, config)
     return ConversionResult(
         output_dir=output_dir,
