@@ -63,6 +63,8 @@ PARAMS: dict[str, Any] = {
 }
 # Fractions of windows laid out as a random character split, a single whole line, or left to right.
 MIX = {"char": 0.3, "line": 0.6, "plain": 0.1}
+# Share of SPM among the single-line examples (character splits use the paper's half and half).
+LINE_SPM_RATE = 0.5
 
 
 # ------------------------------------------------------------------------------------------------------ data
@@ -109,15 +111,21 @@ def line_split(text: str, rng: random.Random, *, suffix_first: bool) -> FimSplit
     return FimSplit("".join(lines[:i]), lines[i], "".join(lines[i + 1 :]), suffix_first)
 
 
-def training_examples(texts: Sequence[str], tokenizer: Any, *, seed: int, context: int) -> list[dict[str, Any]]:
-    """One pass over `texts`: windows laid out per `MIX`, examples longer than `context` dropped."""
+def training_examples(texts: Sequence[str], tokenizer: Any, *, seed: int, context: int,
+                      mix: dict[str, float] | None = None, line_spm_rate: float = LINE_SPM_RATE,
+                      ) -> list[dict[str, Any]]:  # fmt: skip
+    """One pass over `texts`: windows laid out per `mix` (default `MIX`), examples longer than `context` dropped.
+
+    `line_spm_rate` is the share of SPM among the single-line examples.
+    """
+    mix = mix or MIX
     rng = random.Random(seed)
     splits: list[FimSplit] = []
     plain: list[str] = []
     for text in texts:
         for window in _windows(text, rng, max_chars=int(context * 2.4)):
-            kind = rng.choices(list(MIX), weights=list(MIX.values()))[0]
-            suffix_first = rng.random() < 0.5
+            kind = rng.choices(list(mix), weights=list(mix.values()))[0]
+            suffix_first = rng.random() < (line_spm_rate if kind == "line" else 0.5)
             if kind == "plain":
                 plain.append(window)
                 continue
@@ -255,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--heads", type=int, default=PARAMS["n_heads"])
     parser.add_argument("--context", type=int, default=CONTEXT)
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--mix", type=float, nargs=3, metavar=("CHAR", "LINE", "PLAIN"), default=list(MIX.values()),
+                        help="weights of character-split, single-line and left-to-right windows (default %(default)s)")  # fmt: skip
+    parser.add_argument("--line-spm-rate", type=float, default=LINE_SPM_RATE,
+                        help="share of SPM among single-line examples (default %(default)s)")  # fmt: skip
     parser.add_argument("--output", type=Path, default=WEIGHTS_PATH, help="weights file to write")
     parser.add_argument("--log", type=Path, default=LOG_PATH, help="log file to write")
     return parser
@@ -285,7 +297,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     examples: list[dict[str, Any]] = []
     epoch = 0
     while len(examples) < needed:  # every pass draws new windows and new splits
-        examples += training_examples(texts, tokenizer, seed=args.seed + epoch, context=args.context)
+        examples += training_examples(texts, tokenizer, seed=args.seed + epoch, context=args.context,
+                                      mix=dict(zip(MIX, args.mix)), line_spm_rate=args.line_spm_rate)  # fmt: skip
         epoch += 1
     examples = examples[:needed]
     counts = {kind: sum(example["fim"] == kind for example in examples) for kind in ("psm", "spm", "plain")}
