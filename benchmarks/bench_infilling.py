@@ -152,7 +152,7 @@ def load(checkpoint: str | None, scratch: Path) -> tuple[Any, Any, str]:
         from transformers_codellama.tiny_model import write_meta_checkpoint
 
         meta = write_meta_checkpoint(scratch / "CodeLlama-tiny")
-        convert(input_dir=meta, output_dir=scratch / "converted", dtype="float32")
+        convert(input_dir=meta, output_dir=scratch / "converted", dtype="float32", context_length=CONTEXT)
         checkpoint, name = str(scratch / "converted"), "embedded tiny model"
     else:
         name = checkpoint
