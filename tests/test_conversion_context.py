@@ -19,7 +19,9 @@ def _convert(*args) -> subprocess.CompletedProcess:
 
 def test_custom_model_declares_the_context_it_was_trained_at(tmp_path):
     write_meta_checkpoint(tmp_path / "CodeLlama-tiny", TinyCodeLlama())
-    done = _convert("--input-dir", tmp_path / "CodeLlama-tiny", "--output-dir", tmp_path / "hf", "--context-length", 192)
+    done = _convert(
+        "--input-dir", tmp_path / "CodeLlama-tiny", "--output-dir", tmp_path / "hf", "--context-length", 192
+    )
     assert done.returncode == 0, done.stderr
     assert AutoConfig.from_pretrained(tmp_path / "hf").max_position_embeddings == 192
     assert AutoTokenizer.from_pretrained(tmp_path / "hf").model_max_length == 192
