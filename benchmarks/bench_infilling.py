@@ -2,6 +2,7 @@
 
     python benchmarks/bench_infilling.py                          # the package's embedded trained tiny model
     python benchmarks/bench_infilling.py --checkpoint CodeLlama-7b-hf --limit 1000   # any converted checkpoint
+    python benchmarks/bench_infilling.py --weights run.safetensors   # weights from `python -m transformers_codellama.tiny_model`
 
 Problems come from functions in the standard-library files the tiny model never trained on
 (`transformers_codellama.tiny_model.stdlib_files()`): one non-blank line of the function body (not the `def`
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save
 
 from transformers_codellama.stopping import INFILL, stop_ids
-from transformers_codellama.tiny_model import CONTEXT, stdlib_files
+from transformers_codellama.tiny_model import CONTEXT, WEIGHTS_PATH, stdlib_files
 
 
 @dataclass(frozen=True)
@@ -141,8 +142,9 @@ def baseline(cases: list[tuple[Problem, str, str]]) -> dict[str, float]:
             "similarity": statistics.fmean(edit_similarity(a, b) for a, b in pairs)}  # fmt: skip
 
 
-def load(checkpoint: str | None, scratch: Path) -> tuple[Any, Any, str]:
-    """A converted checkpoint, or the embedded tiny model taken through Meta's layout and the real converter."""
+def load(checkpoint: str | None, scratch: Path, weights: Path = WEIGHTS_PATH) -> tuple[Any, Any, str]:
+    """A converted checkpoint, or tiny-model weights (default: the embedded ones) taken through Meta's layout and
+    the real converter."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import transformers_codellama  # noqa: F401  # registers Code Llama with the Auto classes
@@ -151,9 +153,10 @@ def load(checkpoint: str | None, scratch: Path) -> tuple[Any, Any, str]:
         from transformers_codellama.conversion.convert import convert
         from transformers_codellama.tiny_model import write_meta_checkpoint
 
-        meta = write_meta_checkpoint(scratch / "CodeLlama-tiny")
-        convert(input_dir=meta, output_dir=scratch / "converted", dtype="float32")
-        checkpoint, name = str(scratch / "converted"), "embedded tiny model"
+        meta = write_meta_checkpoint(scratch / "CodeLlama-tiny", weights)
+        convert(input_dir=meta, output_dir=scratch / "converted", dtype="float32", context_length=CONTEXT)
+        checkpoint = str(scratch / "converted")
+        name = "embedded tiny model" if weights == WEIGHTS_PATH else f"tiny model weights {weights}"
     else:
         name = checkpoint
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
@@ -165,7 +168,10 @@ def load(checkpoint: str | None, scratch: Path) -> tuple[Any, Any, str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", help="a converted checkpoint folder (default: the embedded tiny model)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--checkpoint", help="a converted checkpoint folder (default: the embedded tiny model)")
+    source.add_argument("--weights", type=Path, default=WEIGHTS_PATH,
+                        help="tiny-model weights written by the training script (default: the embedded ones)")  # fmt: skip
     parser.add_argument("--limit", type=int, default=300, help="problems (functions) to evaluate (default 300)")
     parser.add_argument("--seed", type=int, default=0, help="seed for choosing functions and lines (default 0)")
     parser.add_argument("--max-new-tokens", type=int, default=48)
@@ -182,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.disable_progress_bar()
 
     with tempfile.TemporaryDirectory(prefix="bench-infilling-") as scratch:
-        model, tokenizer, name = load(args.checkpoint, Path(scratch))
+        model, tokenizer, name = load(args.checkpoint, Path(scratch), args.weights)
         budget = args.max_prompt_tokens or (CONTEXT - args.max_new_tokens if args.checkpoint is None else 4096)
         _, held_out = stdlib_files()
         cases = []
@@ -205,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         eot = "n/a" if row["eot"] != row["eot"] else f"{row['eot']:.1%}"
         print(f"| {label} | {eot} | {row['exact']:.1%} | {row['similarity']:.3f} |")
     print(f"\n{2 * len(cases)} generations in {elapsed:.0f} s")
-    if args.checkpoint is None:  # the report (benchmarks/run_all.py) shows the embedded model's numbers
+    if args.checkpoint is None and args.weights == WEIGHTS_PATH:  # the report shows the embedded model's numbers
         save("infilling", {"model": name, "problems": len(cases), "prompt_tokens_max": budget,
                            **{label: {k: v for k, v in row.items() if v == v} for label, row in rows.items()}})  # fmt: skip
     if args.show:

@@ -3,7 +3,8 @@
 Each page runs in a fresh interpreter (remote-code loading then writes only to a temporary modules cache), in a
 scratch folder, its blocks in page order sharing one namespace: `>>>` blocks are doctests (their printed output is
 checked), other Python blocks are executed, and shell blocks run this package's commands. Random tiny weights make
-generated text meaningless, so the pages print generations without showing them.
+generated text meaningless, so most pages print generations without showing them; on the pages in `TRAINED_PAGES`
+the base model's names stand for the package's small trained Code Llama instead, whose greedy outputs the pages show.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from meta_checkpoints import TinyCodeLlama, write_meta_checkpoint
 from real_data import CODELLAMA_MODEL, LLAMA2_MODEL, REPO
 from tiny_checkpoints import make_checkpoint
 
+from transformers_codellama.conversion.convert import convert
+from transformers_codellama.tiny_model import CONTEXT
+from transformers_codellama.tiny_model import write_meta_checkpoint as write_trained_meta_checkpoint
+
 DOCS = [*sorted((REPO / "docs").glob("*.md")), REPO / "README.md"]
 FENCE = re.compile(r"^```(python|bash)\n(.*?)^```", re.S | re.M)
 # The console scripts, run through their entry modules with this interpreter.
@@ -28,6 +33,10 @@ COMMANDS = {
     "codellama-convert": "transformers_codellama.conversion.convert_codellama_weights_to_hf",
     "codellama-demo": "transformers_codellama.demo",
 }
+
+# On these pages the base checkpoint's names stand for the small trained model (converted from Meta's layout).
+TRAINED_PAGES = {"index.md", "model_and_pipelines.md"}
+BASE_NAMES = ("codellama/CodeLlama-7b-hf", "path/to/converted/CodeLlama-7b-hf")
 
 # serving.md's examples talk to a server on these addresses, serving these models.
 SERVED = {
@@ -90,6 +99,15 @@ def stand_ins(tmp_path_factory) -> dict[str, str]:
     return {name: str(path) for name, path in names.items()}
 
 
+@pytest.fixture(scope="module")
+def trained_stand_in(tmp_path_factory) -> str:
+    """The package's shipped trained model, written in Meta's layout and converted as a user would."""
+    root = tmp_path_factory.mktemp("trained")
+    meta = write_trained_meta_checkpoint(root / "CodeLlama-tiny")
+    convert(input_dir=meta, output_dir=root / "converted", context_length=CONTEXT)
+    return str(root / "converted")
+
+
 def _blocks(page: Path, stand_ins: dict[str, str]) -> list[tuple[str, str]]:
     blocks = []
     for match in FENCE.finditer(page.read_text(encoding="utf-8")):
@@ -117,6 +135,8 @@ def live_servers(stand_ins):
 def test_page_examples_run(page, stand_ins, tmp_path, request):
     if page.name == "serving.md":
         stand_ins = {**stand_ins, **request.getfixturevalue("live_servers")}
+    if page.name in TRAINED_PAGES:
+        stand_ins = {**stand_ins, **dict.fromkeys(BASE_NAMES, request.getfixturevalue("trained_stand_in"))}
     blocks = _blocks(page, stand_ins)
     if not blocks:
         pytest.skip(f"{page.name} has no code examples")

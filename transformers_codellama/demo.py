@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .tiny_model import write_meta_checkpoint
+from .tiny_model import CONTEXT, write_meta_checkpoint
 from .tiny_tokenizer import TINY_MODEL_PATH
 
 T = TypeVar("T")
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "the standard library): Python-shaped code, not good code."
                 )
                 meta = steps.run("write tiny Meta checkpoint", lambda: write_meta_checkpoint(work / "CodeLlama-tiny"))
-                convert_kwargs = {"variant": "base"}
+                convert_kwargs = {"variant": "base", "context_length": CONTEXT}  # the context it was trained at
             checkpoint = work / "converted"
             result = steps.run(
                 "convert (codellama-convert --verify)",

@@ -10,11 +10,12 @@ a Meta checkpoint folder (`consolidated.00.pth`, `params.json`, `tokenizer.model
 The training data mixes the paper's recipe with the single-line task the model is evaluated on: each example is
 a window of a few consecutive lines of a training file (at most `CONTEXT` tokens), laid out as
 
-* a random character-level split (`draw_split`, as the paper trains) in 30% of the windows,
-* one whole line as the middle (the HumanEval single-line infilling task) in 60%,
-* left to right, untransformed, in 10%;
+* a random character-level split (`draw_split`, as the paper trains) in 20% of the windows, half PSM, half SPM,
+* one whole line as the middle (the HumanEval single-line infilling task) in 70%, 70% of them in SPM (the layout
+  in which stopping is hard to learn: the middle continues the prefix with no marker between them),
+* left to right, untransformed, in 10%.
 
-half of the infilling examples in PSM, half in SPM. Short windows give many middles (and many `▁<EOT>` targets)
+Short windows give many middles (and many `▁<EOT>` targets)
 per token of compute, and line-sized middles teach the stop the evaluation asks for. Each pass over the files draws
 new windows and new splits.
 
@@ -53,8 +54,8 @@ CONTEXT = 192  # training context in tokens; prompts for this model should fit i
 PARAMS: dict[str, Any] = {
     "dim": 128,
     "n_layers": 4,
-    "n_heads": 4,
-    "n_kv_heads": 4,
+    "n_heads": 8,
+    "n_kv_heads": 8,
     "multiple_of": 32,
     "ffn_dim_multiplier": None,
     "norm_eps": 1e-5,
@@ -62,7 +63,9 @@ PARAMS: dict[str, Any] = {
     "vocab_size": -1,
 }
 # Fractions of windows laid out as a random character split, a single whole line, or left to right.
-MIX = {"char": 0.3, "line": 0.6, "plain": 0.1}
+MIX = {"char": 0.2, "line": 0.7, "plain": 0.1}
+# Share of SPM among the single-line examples (character splits use the paper's half and half).
+LINE_SPM_RATE = 0.7
 
 
 # ------------------------------------------------------------------------------------------------------ data
@@ -109,15 +112,21 @@ def line_split(text: str, rng: random.Random, *, suffix_first: bool) -> FimSplit
     return FimSplit("".join(lines[:i]), lines[i], "".join(lines[i + 1 :]), suffix_first)
 
 
-def training_examples(texts: Sequence[str], tokenizer: Any, *, seed: int, context: int) -> list[dict[str, Any]]:
-    """One pass over `texts`: windows laid out per `MIX`, examples longer than `context` dropped."""
+def training_examples(texts: Sequence[str], tokenizer: Any, *, seed: int, context: int,
+                      mix: dict[str, float] | None = None, line_spm_rate: float = LINE_SPM_RATE,
+                      ) -> list[dict[str, Any]]:  # fmt: skip
+    """One pass over `texts`: windows laid out per `mix` (default `MIX`), examples longer than `context` dropped.
+
+    `line_spm_rate` is the share of SPM among the single-line examples.
+    """
+    mix = mix or MIX
     rng = random.Random(seed)
     splits: list[FimSplit] = []
     plain: list[str] = []
     for text in texts:
         for window in _windows(text, rng, max_chars=int(context * 2.4)):
-            kind = rng.choices(list(MIX), weights=list(MIX.values()))[0]
-            suffix_first = rng.random() < 0.5
+            kind = rng.choices(list(mix), weights=list(mix.values()))[0]
+            suffix_first = rng.random() < (line_spm_rate if kind == "line" else 0.5)
             if kind == "plain":
                 plain.append(window)
                 continue
@@ -243,7 +252,7 @@ def _grouped_by_length(arguments: type) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m transformers_codellama.tiny_model", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--steps", type=int, default=2400, help="optimizer steps (default 2400)")
+    parser.add_argument("--steps", type=int, default=3200, help="optimizer steps (default 3200)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine, 3%% warm-up)")
     parser.add_argument("--minutes", type=float, default=28.0, help="stop training after this many minutes")
@@ -255,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--heads", type=int, default=PARAMS["n_heads"])
     parser.add_argument("--context", type=int, default=CONTEXT)
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--mix", type=float, nargs=3, metavar=("CHAR", "LINE", "PLAIN"), default=list(MIX.values()),
+                        help="weights of character-split, single-line and left-to-right windows (default %(default)s)")  # fmt: skip
+    parser.add_argument("--line-spm-rate", type=float, default=LINE_SPM_RATE,
+                        help="share of SPM among single-line examples (default %(default)s)")  # fmt: skip
     parser.add_argument("--output", type=Path, default=WEIGHTS_PATH, help="weights file to write")
     parser.add_argument("--log", type=Path, default=LOG_PATH, help="log file to write")
     return parser
@@ -285,7 +298,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     examples: list[dict[str, Any]] = []
     epoch = 0
     while len(examples) < needed:  # every pass draws new windows and new splits
-        examples += training_examples(texts, tokenizer, seed=args.seed + epoch, context=args.context)
+        examples += training_examples(texts, tokenizer, seed=args.seed + epoch, context=args.context,
+                                      mix=dict(zip(MIX, args.mix)), line_spm_rate=args.line_spm_rate)  # fmt: skip
         epoch += 1
     examples = examples[:needed]
     counts = {kind: sum(example["fim"] == kind for example in examples) for kind in ("psm", "spm", "plain")}

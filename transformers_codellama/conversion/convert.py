@@ -96,9 +96,13 @@ def build_config(
     output_format: str,
     supports_infilling: bool,
     dtype: torch.dtype,
+    context_length: int | None = None,
 ) -> LlamaConfig:
-    """The model config: the plugin's CodeLlamaConfig, or a stock LlamaConfig for `--format llama`."""
-    context = max_context(model_size, variant)
+    """The model config: the plugin's CodeLlamaConfig, or a stock LlamaConfig for `--format llama`.
+
+    `context_length` (default: Meta's release context for the size and variant) sets `max_position_embeddings`.
+    """
+    context = context_length or max_context(model_size, variant)
     kwargs = config_kwargs(params, vocab_size=vocab_size, max_position_embeddings=context, dtype=dtype)
     if output_format == "llama":
         config = LlamaConfig(**kwargs)
@@ -271,12 +275,21 @@ def _write_weights(
 
 
 def _check_inputs(
-    input_dir: Path, output_dir: Path, *, model_size: str | None, variant: str | None, output_format: str, force: bool
+    input_dir: Path,
+    output_dir: Path,
+    *,
+    model_size: str | None,
+    variant: str | None,
+    output_format: str,
+    force: bool,
+    context_length: int | None = None,
 ) -> tuple[MetaCheckpoint, str]:
     """Everything that can be refused before a tensor is read: the format, the output location, the checkpoint
-    itself, the size and variant the caller expects. Returns the opened checkpoint and its variant."""
+    itself, the size and variant the caller expects, a positive context. Returns the opened checkpoint and its variant."""
     if output_format not in FORMATS:
         raise ConversionError(f"format must be one of {', '.join(FORMATS)}; found {output_format!r}")
+    if context_length is not None and context_length < 1:
+        raise ConversionError(f"context length must be a positive number of tokens; found {context_length}")
     check_output_dir(output_dir, force=force)  # before reading anything, so a refusal is immediate
     if output_dir.resolve() == input_dir.resolve() or output_dir.resolve() in input_dir.resolve().parents:
         raise ConversionError(f"{output_dir}: output directory must not be or contain the input directory")
@@ -300,12 +313,20 @@ def _check_inputs(
 
 
 def _write_metadata(
-    checkpoint: MetaCheckpoint, staging: Path, *, variant: str, output_format: str, dtype: torch.dtype, command: str
+    checkpoint: MetaCheckpoint,
+    staging: Path,
+    *,
+    variant: str,
+    output_format: str,
+    dtype: torch.dtype,
+    command: str,
+    context_length: int | None = None,
 ) -> LlamaConfig:
     """Config, generation config, tokenizer, code files (Code Llama format) and model card; returns the config."""
     size = checkpoint.model_size
+    context = context_length or max_context(size, variant)
     # Built after the weights are written, so that the tokenizer's memory and the weights' never add up.
-    tokenizer = build_tokenizer(checkpoint.tokenizer_path, variant=variant, context_length=max_context(size, variant))
+    tokenizer = build_tokenizer(checkpoint.tokenizer_path, variant=variant, context_length=context)
     infilling = bool(tokenizer.supports_infilling)
     config = build_config(
         checkpoint.params,
@@ -315,6 +336,7 @@ def _write_metadata(
         output_format=output_format,
         supports_infilling=infilling,
         dtype=dtype,
+        context_length=context,
     )
     config.save_pretrained(staging)
     generation_config_for(config, tokenizer).save_pretrained(staging)  # stops on EOT / <step> where they apply
@@ -353,18 +375,29 @@ def convert(
     verify: bool = False,
     force: bool = False,
     command: str | None = None,
+    context_length: int | None = None,
 ) -> ConversionResult:
     """Convert Meta's Code Llama checkpoint in `input_dir` into a Hugging Face checkpoint in `output_dir`.
 
     Everything is checked before any tensor is converted; the output is written to a hidden directory beside
     `output_dir` and moved into place only once complete (and, with `verify`, once its logits match an independent
     forward of the original shards). Raises ConversionError for bad input.
+
+    `context_length` is the context the checkpoint declares (`max_position_embeddings`, the tokenizer's
+    `model_max_length`, the model card). Meta's `params.json` does not record it, so the default is Meta's release
+    context for the size and variant; a model trained at another context (one of no released size) says so here.
     """
     start = time.perf_counter()
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     shard_bytes = parse_size(max_shard_size)
     checkpoint, variant = _check_inputs(
-        input_dir, output_dir, model_size=model_size, variant=variant, output_format=output_format, force=force
+        input_dir,
+        output_dir,
+        model_size=model_size,
+        variant=variant,
+        output_format=output_format,
+        force=force,
+        context_length=context_length,
     )
     if verify:
         checkpoint.verify_checksums()
@@ -379,6 +412,7 @@ def convert(
             output_format=output_format,
             dtype=out_dtype,
             command=command or "transformers_codellama.conversion.convert.convert(...)",
+            context_length=context_length,
         )
         if verify:  # before the move: a checkpoint that fails verification never appears at output_dir
             # Imported here: it loads transformers' model code (about a second), which only verification needs.

@@ -78,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
         "llama: a plain Llama checkpoint for stock transformers, vLLM, TGI and llama.cpp",
     )
     parser.add_argument(
+        "--context-length",
+        dest="context_length",
+        type=int,
+        help="the context in tokens the checkpoint declares (config, tokenizer, model card); default: Meta's release "
+        "context (16384; 4096 for 70B Python and Instruct), right for Meta's models; set it for a model you "
+        "trained at another context",
+    )
+    parser.add_argument(
         "--verify",
         action="store_true",
         help="check checklist.chk md5 sums, then compare the converted model's logits with an "
@@ -109,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             verify=args.verify,
             force=args.force,
             command=command,
+            context_length=args.context_length,
         )
     except ConversionError as error:
         print(f"error: {error}", file=sys.stderr)
