@@ -26,12 +26,25 @@ def prefill(model, prompt: list[int]):
     return state_of(cache), int(output.logits[0, -1].argmax())
 
 
+class PoisonedBatch(DecodeBatch):
+    """A `DecodeBatch` whose buffers hold NaN outside the rows and positions in use after every reallocation, as
+    uninitialised memory may: a step that read any of it (padding not zeroed, a stale row) would give NaN logits."""
+
+    def _reallocate(self, rows, left, right, like):
+        super()._reallocate(rows, left, right, like)
+        for layer in self._layers:
+            for buffer in layer.buffers:
+                buffer[len(self.rows) :] = float("nan")
+                buffer[:, :, : self._start] = float("nan")
+                buffer[:, :, self._end :] = float("nan")
+
+
 def run_schedule(
     model, schedule: dict[int, list[tuple[list[int], int]]], rows: int
 ) -> dict[tuple[int, ...], list[int]]:
     """Decode with one `DecodeBatch`: at step `s`, the requests `schedule[s]` (prompt, new tokens) join; a request
     leaves once it has its tokens. Returns each prompt's tokens."""
-    batch: DecodeBatch[tuple[int, ...]] = DecodeBatch(model, rows=rows)
+    batch = PoisonedBatch(model, rows=rows)
     budgets: dict[tuple[int, ...], int] = {}
     out: dict[tuple[int, ...], list[int]] = {}
     step = 0

@@ -142,9 +142,9 @@ class DecodeBatch(Generic[Row]):
         layers: list[Any] = []
         for index, (keys, values) in enumerate(like):
             shape = (rows, keys.shape[1], columns, keys.shape[3])
-            # Zeros, so the masked-out padding of a row is always a finite number (it is multiplied by 0).
-            new_keys = torch.zeros(shape, dtype=keys.dtype, device=keys.device)
-            new_values = torch.zeros((*shape[:3], values.shape[3]), dtype=values.dtype, device=values.device)
+            # Uninitialised: only the positions in use are ever read, and `join` zeroes a row's padding there.
+            new_keys = torch.empty(shape, dtype=keys.dtype, device=keys.device)
+            new_values = torch.empty((*shape[:3], values.shape[3]), dtype=values.dtype, device=values.device)
             if count:
                 old_keys, old_values = self._layers[index].view(count, self._start, self._end)
                 new_keys[:count, :, left : left + width] = old_keys
@@ -174,11 +174,16 @@ class DecodeBatch(Generic[Row]):
             left = grow + self._spare(max(length, self.width))
             right = self._spare(max(length, self.width)) if not count else self._mask.shape[1] - self._end
             self._reallocate(rows, left, right, state)
-        self._start -= grow  # the existing rows' mask is 0 there (never used, or cleared when their rows left)
-        end = self._end
+        # Padding is masked out, and zero so that it stays a finite number (attention multiplies it by 0): the
+        # columns the window grows by, for the rows already there (their mask is 0 there: never used, or cleared
+        # when their rows left), and the new row's columns before its tokens.
+        start, end = self._start - grow, self._end
         for layer, (keys, values) in zip(self._layers, state):
-            layer.buffers[0][count, :, end - length : end] = keys[0]
-            layer.buffers[1][count, :, end - length : end] = values[0]
+            for buffer, new in zip(layer.buffers, (keys, values)):
+                buffer[:count, :, start : self._start] = 0
+                buffer[count, :, start : end - length] = 0
+                buffer[count, :, end - length : end] = new[0]
+        self._start = start
         self._mask[count, self._start : end - length] = 0
         self._mask[count, end - length : end] = 1
         self.rows.append(row)

@@ -14,7 +14,7 @@ Each request keeps its own stop ids, sampling settings and generator, so greedy 
 the request served alone, and a seeded sampled request the same tokens as `torch.manual_seed(seed)` + `generate`.
 Text (detokenization, stop strings, protocol shapes) is the protocol layer's job, never the engine's.
 
-The scheduler is ours, over the model's own forward and `DynamicCache`, rather than transformers' continuous-batching
+The scheduler is ours, over the model's own forward and a cache of its own (`DecodeBatch`), rather than transformers' continuous-batching
 manager (`init_continuous_batching`), because it measured faster on the target CPU with the same exact tokens
 (`benchmarks/bench_serving.py`, dim-256 4-layer model, one torch thread; results in `docs/benchmarks.md`): with 8
 requests at once it generated 1.4 to 1.7 times the tokens/s of the warmed-up manager over several runs, both equal to
