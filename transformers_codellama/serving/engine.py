@@ -17,7 +17,7 @@ Text (detokenization, stop strings, protocol shapes) is the protocol layer's job
 The scheduler is ours, over the model's own forward and a cache of its own (`DecodeBatch`), rather than transformers' continuous-batching
 manager (`init_continuous_batching`), because it measured faster on the target CPU with the same exact tokens
 (`benchmarks/bench_serving.py`, dim-256 4-layer model, one torch thread; results in `docs/benchmarks.md`): with 8
-requests at once it generated 1.5 to 1.8 times the tokens/s of the warmed-up manager over several runs, both equal to
+requests at once it generated 1.4 to 1.8 times the tokens/s of the warmed-up manager over several runs, both equal to
 `generate`'s greedy tokens, and through HTTP with 8 streaming clients `codellama-serve` generated 1.15 to 2.1 times
 the tokens/s of `transformers serve --continuous-batching` on the same weights, at a lower median time to first
 token. The manager's API also changes between the transformers releases the package supports (5.5 to 5.x).
