@@ -1,9 +1,15 @@
 """The running batch of the engine: one decoding step for every request in it, over the model's own forward.
 
-Each request arrives with its prompt state from its own prefill. The batch keeps the rows' keys and values in one
-`DynamicCache`, aligned on the right (shorter rows padded on the left and masked out), so one forward computes the
-next logits of every row: each row at its own position (`position_ids`), attending only to its own tokens
-(`attention_mask`). Rows join and leave between steps; leaving trims the padding no row needs any more.
+Each request arrives with its prompt state from its own prefill. The batch keeps the rows' keys and values aligned on
+the right (shorter rows padded on the left and masked out), so one forward computes the next logits of every row:
+each row at its own position (`position_ids`), attending only to its own tokens (`attention_mask`).
+
+The keys and values live in buffers with room for more rows and positions, and the forward's cache is a view of
+them (`_BufferLayer`): a step writes each row's new position into the next free column in place. A `DynamicCache`
+would concatenate instead, copying every row's whole state at every step, a cost that grows with the batch (the
+rows' states, not the weights, are what a larger batch adds). A request joining the batch is copied into a free row;
+one leaving is compacted away, and the columns no row needs any more are dropped by moving the window's start. The
+buffers are reallocated, with room to spare, only when a row or a column does not fit.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any, Generic, TypeVar
 
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import Cache, DynamicLayer
 
 from .prefix_cache import KeyValues
 
@@ -34,7 +41,7 @@ def state_of(cache: DynamicCache) -> KeyValues:
     return [(layer.keys, layer.values) for layer in cache.layers]  # type: ignore[union-attr,misc]
 
 
-def forward(model: Any, cache: DynamicCache, **inputs: Any) -> Any:
+def forward(model: Any, cache: Any, **inputs: Any) -> Any:
     """`model(**inputs)` extending `cache` in place; the model's output (its `logits`)."""
     # transformers renamed the forward's `past_key_values` argument to `cache` (5.2x); older releases know only the
     # first name, newer ones warn on it.
@@ -52,25 +59,65 @@ def _cache_keyword(forward: Any) -> str:
     return _CACHE_KEYWORDS[function]
 
 
-def _pad_left(tensor: torch.Tensor, columns: int) -> torch.Tensor:
-    """`tensor` (batch, heads, tokens, dim) with `columns` zero positions put before its tokens."""
-    if columns == 0:
-        return tensor
-    shape = (*tensor.shape[:2], columns, tensor.shape[3])
-    return torch.cat([tensor.new_zeros(shape), tensor], dim=2)
+class _BufferLayer(DynamicLayer):
+    """One decoder layer of the running batch: `keys`/`values` are the window `[:rows, :, start:end]` of the batch's
+    buffers, and `update` writes the new positions after `end` in place (the batch makes room before each step)."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        super().__init__()
+        self.buffers = (keys, values)
+        self.device, self.dtype = keys.device, keys.dtype
+        self.is_initialized = True
+        self.rows = self.start = self.end = 0
+        self.view(0, 0, 0)
+
+    def view(self, rows: int, start: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Show rows `[:rows]` and positions `[start:end]` of the buffers; returns (keys, values) shown."""
+        self.rows, self.start, self.end = rows, start, end
+        keys, values = self.buffers[0][:rows, :, start:end], self.buffers[1][:rows, :, start:end]
+        self.keys, self.values = keys, values
+        return keys, values
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self.end + key_states.shape[-2]
+        self.buffers[0][: self.rows, :, self.end : end] = key_states
+        self.buffers[1][: self.rows, :, self.end : end] = value_states
+        return self.view(self.rows, self.start, end)
+
+
+def _split_head(model: Any) -> tuple[Any, torch.Tensor] | None:
+    """(decoder, output weight) when `model`'s logits are exactly `lm_head(decoder(...))` with a plain linear head
+    on the CPU (a Llama: Code Llama's own class included), else None."""
+    from transformers import LlamaForCausalLM
+
+    head = model.get_output_embeddings() if isinstance(model, LlamaForCausalLM) else None
+    if type(head) is not torch.nn.Linear or head.bias is not None or head.weight.device.type != "cpu":
+        return None
+    return model.get_decoder(), head.weight
 
 
 class DecodeBatch(Generic[Row]):
-    """The requests decoding together: their rows of keys and values, positions, masks and next input tokens."""
+    """The requests decoding together: their rows of keys and values, positions, masks and next input tokens.
 
-    def __init__(self, model: Any) -> None:
+    Args:
+        model: the causal LM whose forward runs the steps.
+        rows: how many rows the buffers hold at first (the engine's batch size; more grow them).
+    """
+
+    def __init__(self, model: Any, rows: int = 8) -> None:
         self.model = model
+        self._split = _split_head(model)
+        self._row_capacity = max(1, rows)
         self._reset()
 
     def _reset(self) -> None:
         self.rows: list[Row] = []
-        self._cache = DynamicCache()
+        self._layers: list[_BufferLayer] = []
+        self._cache: Cache | None = None
         self._mask = torch.zeros((0, 0), dtype=torch.long)
+        self._start = self._end = 0  # the columns in use, shared by every row (each row right-aligned at `_end`)
         self._lengths: list[int] = []
         self._next: list[int] = []
 
@@ -80,31 +127,69 @@ class DecodeBatch(Generic[Row]):
     @property
     def width(self) -> int:
         """Positions held per row (the longest row's tokens)."""
-        return self._mask.shape[1]
+        return self._end - self._start
+
+    def _view(self) -> None:
+        for layer in self._layers:
+            layer.view(len(self.rows), self._start, self._end)
+
+    def _reallocate(self, rows: int, left: int, right: int, like: KeyValues) -> None:
+        """New buffers holding `rows` rows, with `left` free columns before the positions in use and `right` after;
+        the rows in use are copied over. `like` gives each layer's heads, head size, dtype and device."""
+        width = self.width
+        columns = left + width + right
+        count = len(self.rows)
+        layers: list[Any] = []
+        for index, (keys, values) in enumerate(like):
+            shape = (rows, keys.shape[1], columns, keys.shape[3])
+            # Uninitialised: only the positions in use are ever read, and `join` zeroes a row's padding there.
+            new_keys = torch.empty(shape, dtype=keys.dtype, device=keys.device)
+            new_values = torch.empty((*shape[:3], values.shape[3]), dtype=values.dtype, device=values.device)
+            if count:
+                old_keys, old_values = self._layers[index].view(count, self._start, self._end)
+                new_keys[:count, :, left : left + width] = old_keys
+                new_values[:count, :, left : left + width] = old_values
+            layers.append(_BufferLayer(new_keys, new_values))
+        mask = torch.zeros((rows, columns), dtype=torch.long)
+        mask[:count, left : left + width] = self._mask[:count, self._start : self._end]
+        self._layers, self._mask = layers, mask
+        self._cache = Cache(layers=layers)
+        self._start, self._end = left, left + width
+        self._row_capacity = rows
+        self._view()
+
+    @staticmethod
+    def _spare(width: int) -> int:
+        """Columns to leave free on a side when reallocating: the copy of the rows in use is then paid at most once
+        per this many steps (a step without room copies them, as a concatenation would at every step)."""
+        return 64 + width // 8
 
     def join(self, row: Row, state: KeyValues, next_token: int) -> None:
         """Add `row`, whose prompt state (batch 1) is `state`, to decode `next_token` next."""
         length = state[0][0].shape[2]
-        width = max(self.width, length)
-        mask = torch.cat([torch.zeros(width - length, dtype=torch.long), torch.ones(length, dtype=torch.long)])
-        if not self.rows:
-            self._cache = cache_from(state)
-            self._mask = mask.unsqueeze(0)
-        else:
-            grow = width - self.width
-            self._cache = cache_from(
-                [
-                    (
-                        torch.cat([_pad_left(keys, grow), _pad_left(new_keys, width - length)]),
-                        torch.cat([_pad_left(values, grow), _pad_left(new_values, width - length)]),
-                    )
-                    for (keys, values), (new_keys, new_values) in zip(state_of(self._cache), state)
-                ]
-            )
-            self._mask = torch.cat([torch.nn.functional.pad(self._mask, (grow, 0)), mask.unsqueeze(0)])
+        count = len(self.rows)
+        rows = self._row_capacity if count < self._row_capacity else 2 * self._row_capacity
+        grow = max(0, length - self.width)  # columns the window must grow by on its left
+        if not self._layers or rows > self._mask.shape[0] or grow > self._start:
+            left = grow + self._spare(max(length, self.width))
+            right = self._spare(max(length, self.width)) if not count else self._mask.shape[1] - self._end
+            self._reallocate(rows, left, right, state)
+        # Padding is masked out, and zero so that it stays a finite number (attention multiplies it by 0): the
+        # columns the window grows by, for the rows already there (their mask is 0 there: never used, or cleared
+        # when their rows left), and the new row's columns before its tokens.
+        start, end = self._start - grow, self._end
+        for layer, (keys, values) in zip(self._layers, state):
+            for buffer, new in zip(layer.buffers, (keys, values)):
+                buffer[:count, :, start : self._start] = 0
+                buffer[count, :, start : end - length] = 0
+                buffer[count, :, end - length : end] = new[0]
+        self._start = start
+        self._mask[count, self._start : end - length] = 0
+        self._mask[count, end - length : end] = 1
         self.rows.append(row)
         self._lengths.append(length)
         self._next.append(next_token)
+        self._view()
 
     def keep(self, indices: Sequence[int]) -> None:
         """Keep only the rows at `indices` (in that order); drop the padding columns no kept row uses."""
@@ -113,32 +198,44 @@ class DecodeBatch(Generic[Row]):
         if not indices:
             self._reset()
             return
-        select = torch.tensor(list(indices))
-        mask = self._mask.index_select(0, select)
-        start = int((mask.sum(dim=0) == 0).long().cumprod(dim=0).sum())  # leading columns padding in every row
-        self._mask = mask[:, start:]
-        self._cache = cache_from(
-            [
-                (keys.index_select(0, select)[:, :, start:], values.index_select(0, select)[:, :, start:])
-                for keys, values in state_of(self._cache)
-            ]
-        )
+        count = len(indices)
+        if list(indices) != list(range(count)):  # move the kept rows to the front
+            select = torch.tensor(list(indices))
+            for layer in self._layers:
+                for buffer in layer.buffers:
+                    buffer[:count] = buffer.index_select(0, select.to(buffer.device))
+            self._mask[:count] = self._mask.index_select(0, select)
+        # The rows that left may have masked columns in; clear them so a later row never attends to them.
+        self._mask[count:] = 0
         self.rows = [self.rows[i] for i in indices]
         self._lengths = [self._lengths[i] for i in indices]
         self._next = [self._next[i] for i in indices]
+        self._start = self._end - max(self._lengths)
+        self._view()
 
     def step(self) -> torch.Tensor:
         """One forward over every row's next token; returns the next-token logits, shape (rows, vocab), float32."""
+        count = len(self.rows)
+        if self._end == self._mask.shape[1]:  # no free column left for this step's position
+            like = [layer.buffers for layer in self._layers]
+            self._reallocate(self._row_capacity, 0, self._spare(self.width), like)
         device = self.model.device
         input_ids = torch.tensor(self._next, device=device).unsqueeze(1)
         position_ids = torch.tensor(self._lengths, device=device).unsqueeze(1)
-        mask = torch.cat([self._mask, torch.ones((len(self.rows), 1), dtype=torch.long)], dim=1)
-        output = forward(
-            self.model, self._cache, input_ids=input_ids, attention_mask=mask.to(device), position_ids=position_ids
-        )
-        self._mask = mask
+        self._mask[:count, self._end] = 1
+        inputs = {"input_ids": input_ids, "attention_mask": self._mask[:count, self._start : self._end + 1].to(device)}
+        if self._split is None or count == 1:  # one row: exactly the model's own forward, as `generate` runs it
+            logits = forward(self.model, self._cache, **inputs, position_ids=position_ids).logits[:, -1]
+        else:
+            # The same logits, with the product taken as weight x hidden^T: for a few rows against a vocabulary-wide
+            # weight, the CPU's BLAS (MKL) is about 1.5 times faster that way round than as `lm_head` computes it
+            # (hidden x weight^T), and the output layer is the largest matrix product of a decoding step.
+            decoder, weight = self._split
+            hidden = forward(decoder, self._cache, **inputs, position_ids=position_ids).last_hidden_state[:, -1]
+            logits = torch.mm(weight, hidden.t()).t()
+        self._end += 1
         self._lengths = [length + 1 for length in self._lengths]
-        return output.logits[:, -1].float()
+        return logits.float()
 
     def feed(self, tokens: Sequence[int]) -> None:
         """Set every row's next input token (the token its last step chose)."""
