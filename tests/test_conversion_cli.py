@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import signal
 import subprocess
 import sys
-import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +28,19 @@ import transformers_codellama  # noqa: F401  (registers the Auto classes)
 
 REPO = Path(__file__).resolve().parents[1]
 MODULE = "transformers_codellama.conversion.convert_codellama_weights_to_hf"
-# `codellama-convert` as pip installed it for this interpreter (not whatever PATH finds first).
-INSTALLED_SCRIPT = Path(sysconfig.get_path("scripts")) / "codellama-convert"
+
+
+def _installed_script() -> Path:
+    """`codellama-convert` where pip installed it with this package (not whatever PATH finds first): the
+    distribution's own record, which also holds in a virtual environment that sees the package from outside."""
+    distribution = importlib.metadata.distribution("transformers-codellama")
+    for file in distribution.files or []:
+        if file.name == "codellama-convert":
+            return Path(str(distribution.locate_file(file))).resolve()
+    raise FileNotFoundError("codellama-convert is not in the installed transformers-codellama's record")
+
+
+INSTALLED_SCRIPT = _installed_script()
 PROMPTS = ([1, 5, 17, 300, 42, 7], [1, 900, 3, 3, 64])
 ENV = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -38,7 +49,7 @@ def run_cli(*args: str | Path, entry: str = "module", env: dict | None = None) -
     command = {
         "module": [sys.executable, "-m", MODULE],
         "script": [sys.executable, str(REPO / "conversion" / "convert_codellama_weights_to_hf.py")],
-        "console": [str(INSTALLED_SCRIPT)],
+        "console": [sys.executable, str(INSTALLED_SCRIPT)],  # this interpreter, whichever pip wrote the shebang for
     }[entry]
     return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, env=env or ENV, timeout=300)
 

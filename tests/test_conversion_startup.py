@@ -133,7 +133,7 @@ def test_console_script_writes_what_the_registered_package_writes(tmp_path: Path
     spec = TinyCodeLlama(dim=64, n_heads=4, n_shards=2, tokenizer=CODELLAMA_MODEL, vocab_size=32016)
     write_meta_checkpoint(tmp_path / "CodeLlama-7b-Instruct", spec)
     entries = {
-        "console": [str(INSTALLED_SCRIPT)],
+        "console": [sys.executable, str(INSTALLED_SCRIPT)],  # this interpreter, whichever pip wrote the shebang for
         "module": [sys.executable, "-m", "transformers_codellama.conversion.convert_codellama_weights_to_hf"],
     }
     for name, command in entries.items():
