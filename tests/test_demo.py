@@ -33,7 +33,7 @@ def test_demo_runs_the_trained_model_through_meta_layout_converter_and_pipeline(
     out = done.stdout
     assert "tiny trained Code Llama" in out and "RANDOM" not in out
     assert "Loaded CodeLlamaTokenizerFast and CodeLlamaForCausalLM (base variant)" in out
-    _layout_in_order(out, ("BOS(1)", "▁<PRE>(", "def close(self)", "▁<SUF>(", "self._file = None", "▁<MID>("))
+    _layout_in_order(out, ("BOS(1)", "▁<PRE>(", "def __len__(self)", "▁<SUF>(", "return iter(self._items)", "▁<MID>("))
     middle_line = next(line for line in out.splitlines() if line.startswith("middle (stops at ▁<EOT>): "))
     middle = ast.literal_eval(middle_line.removeprefix("middle (stops at ▁<EOT>): "))
     assert middle.strip(), "the trained model filled in nothing"
@@ -50,7 +50,7 @@ def test_demo_random_weights_shows_the_chat_path():
     out = done.stdout
     assert "RANDOM weights" in out
     assert "Loaded CodeLlamaTokenizerFast and CodeLlamaForCausalLM (instruct variant)" in out
-    _layout_in_order(out, ("BOS(1)", "▁<PRE>(", "def close(self)", "▁<SUF>(", "self._file = None", "▁<MID>("))
+    _layout_in_order(out, ("BOS(1)", "▁<PRE>(", "def __len__(self)", "▁<SUF>(", "return iter(self._items)", "▁<MID>("))
     for step in ("write tiny Meta checkpoint", "convert", "completion", "infilling", "chat"):
         assert f"| {step}" in out
     assert "== chat\nassistant:" in out

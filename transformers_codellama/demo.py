@@ -1,7 +1,7 @@
 """`codellama-demo`: the whole path from Meta's checkpoint format to completion, infilling and chat, in one command.
 
 With no arguments it needs no download and no weights of yours: it writes the package's small trained Code Llama
-(1.06M parameters, trained for minutes on part of Python's standard library, shipped with the package) as a
+(1.86M parameters, trained for minutes on part of Python's standard library, shipped with the package) as a
 checkpoint in Meta's layout, converts it with the real converter, loads it through `AutoTokenizer`,
 `AutoModelForCausalLM` and `pipeline`, and runs a completion and an infilling prompt, showing what it filled in.
 It writes Python-shaped code, not good code. `--random-weights` runs an Instruct-shaped checkpoint with random
@@ -28,7 +28,7 @@ from .tiny_tokenizer import TINY_MODEL_PATH
 T = TypeVar("T")
 
 # One line of a method left for the model to write (it should close the file, then stop).
-INFILL_PROMPT = "    def close(self):\n        if self._file is not None:\n<FILL_ME>            self._file = None\n"
+INFILL_PROMPT = "    def __len__(self):\n<FILL_ME>\n    def __iter__(self):\n        return iter(self._items)\n"
 
 
 class _Steps:
@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 convert_kwargs = {"variant": "instruct"}
             else:
                 print(
-                    "This demo runs the package's tiny trained Code Llama (1.06M parameters, minutes of training on "
+                    "This demo runs the package's tiny trained Code Llama (1.86M parameters, minutes of training on "
                     "the standard library): Python-shaped code, not good code."
                 )
                 meta = steps.run("write tiny Meta checkpoint", lambda: write_meta_checkpoint(work / "CodeLlama-tiny"))

@@ -19,9 +19,12 @@ Short windows give many middles (and many `▁<EOT>` targets)
 per token of compute, and line-sized middles teach the stop the evaluation asks for. Each pass over the files draws
 new windows and new splits.
 
-Training runs with one torch thread by default: on a 2-core CPU shared with other jobs, two-thread steps of 16
-examples took 2.6-3.5 s while the other jobs ran and 0.04 s once they paused (threads waiting at OpenMP barriers
-for a busy core); one-thread steps of 32 took 0.3-0.9 s under the same kind of load.
+Training runs with two torch threads by default and takes about 25 minutes on a quiet 2-core CPU (0.37 s per
+step of 32 examples for the shipped 8-layer model). On a CPU shared with other jobs two threads slow down badly
+(threads wait at OpenMP barriers for a busy core: 1.75 s per step while a test suite ran beside it), and `--minutes`
+stops the run early; `--threads 1` is steadier there but slower.
+`--device auto` trains on a GPU to compare recipes quickly (`benchmarks/scan_tiny_recipes.py`); its weights are
+not the CPU run's, so a recipe is still trained and measured on the CPU before it ships.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ CONTEXT = 192  # training context in tokens; prompts for this model should fit i
 # Meta's params.json fields for the shipped model.
 PARAMS: dict[str, Any] = {
     "dim": 128,
-    "n_layers": 4,
+    "n_layers": 8,
     "n_heads": 8,
     "n_kv_heads": 8,
     "multiple_of": 32,
@@ -228,6 +231,22 @@ def write_meta_checkpoint(directory: Path, weights: Path = WEIGHTS_PATH) -> Path
 
 
 # ------------------------------------------------------------------------------------------------------ training
+def eot_weighted_loss(eot_id: int, weight: float) -> Any:
+    """A `Trainer(compute_loss_func=...)` loss: next-token cross-entropy with `▁<EOT>` targets weighted by `weight`
+    (a knob for recipe comparisons: the shipped model uses the plain loss)."""
+
+    def loss(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
+        logits = outputs.logits[:, :-1].float()
+        targets = labels[:, 1:].reshape(-1)
+        token_loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), targets, ignore_index=-100, reduction="none"
+        )
+        weights = torch.where(targets == eot_id, weight, 1.0) * (targets != -100)
+        return (token_loss * weights).sum() / weights.sum()
+
+    return loss
+
+
 class _Log:
     def __init__(self, path: Path | None) -> None:
         self.handle = path.open("w", encoding="utf-8") if path else None
@@ -252,12 +271,12 @@ def _grouped_by_length(arguments: type) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m transformers_codellama.tiny_model", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--steps", type=int, default=3200, help="optimizer steps (default 3200)")
+    parser.add_argument("--steps", type=int, default=4000, help="optimizer steps (default 4000)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine, 3%% warm-up)")
     parser.add_argument("--minutes", type=float, default=28.0, help="stop training after this many minutes")
     parser.add_argument(
-        "--threads", type=int, default=1, help="torch CPU threads (1: robust when other jobs share the CPU)"
+        "--threads", type=int, default=2, help="torch CPU threads (2; 1 is more robust on a CPU shared with other jobs)"
     )
     parser.add_argument("--dim", type=int, default=PARAMS["dim"])
     parser.add_argument("--layers", type=int, default=PARAMS["n_layers"])
@@ -268,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="weights of character-split, single-line and left-to-right windows (default %(default)s)")  # fmt: skip
     parser.add_argument("--line-spm-rate", type=float, default=LINE_SPM_RATE,
                         help="share of SPM among single-line examples (default %(default)s)")  # fmt: skip
+    parser.add_argument("--eot-weight", type=float, default=1.0,
+                        help="weight of ▁<EOT> targets in the loss, relative to other tokens (default 1: plain loss)")  # fmt: skip
+    parser.add_argument("--device", choices=("cpu", "auto"), default="cpu",
+                        help="cpu (default; the shipped model is trained on a CPU) or auto (a GPU if there is one, "
+                        "to compare recipes quickly: its weights differ from a CPU run's)")  # fmt: skip
     parser.add_argument("--output", type=Path, default=WEIGHTS_PATH, help="weights file to write")
     parser.add_argument("--log", type=Path, default=LOG_PATH, help="log file to write")
     return parser
@@ -306,6 +330,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     tokens = sum(len(example["input_ids"]) for example in examples)
     log(f"data: {len(examples)} examples from {epoch} passes, {tokens} tokens, {counts}")
 
+    eot_id = tokenizer.eot_id
+    assert eot_id is not None  # the tiny tokenizer has the infilling pieces
     config = hf_config(params, vocab_size=len(tokenizer))
     model = CodeLlamaForCausalLM(config)
     log(f"model: {params}, {sum(p.numel() for p in model.parameters())} parameters, context {args.context}")
@@ -337,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         logging_steps=50,
         save_strategy="no",
         report_to=[],
-        use_cpu=True,
+        use_cpu=args.device == "cpu",
         seed=args.seed,
         data_seed=args.seed,
         remove_unused_columns=False,
@@ -351,6 +377,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         train_dataset=examples,  # a list is a map-style dataset
         data_collator=FimDataCollator(),
         callbacks=[TimeLimit()],
+        compute_loss_func=eot_weighted_loss(eot_id, args.eot_weight) if args.eot_weight != 1 else None,
     )
     start = time.time()
     trainer.train()
