@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import resource
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +14,16 @@ from transformers import LlamaConfig
 from .. import __version__
 from ..chat import chat_template_for
 from ..configuration_code_llama import CodeLlamaConfig
-from ..releases import CUSTOM_SIZE
 from ..remote_code import save_remote_code
 from ..stopping import generation_config_for
 from ..tokenization_code_llama_fast import CodeLlamaTokenizerFast
 from .choices import DTYPE_NAMES, FORMATS
 from .errors import ConversionError
+from .inputs import check_inputs
 from .mapping import (
-    SHARDS_PER_SIZE,
     MetaParams,
     config_kwargs,
     hf_name,
-    infer_variant,
     max_context,
     permute_rotary,
     rotary_heads,
@@ -36,43 +31,11 @@ from .mapping import (
 )
 from .meta_checkpoint import MetaCheckpoint
 from .model_card import CardFacts, model_card, original_name
+from .result import ConversionResult, peak_rss_bytes
 from .stock_tokenizer import save_stock_tokenizer
-from .writer import Block, FileSpan, ShardWriter, TensorSpec, check_output_dir, parse_size, staged_output
+from .writer import Block, FileSpan, ShardWriter, TensorSpec, parse_size, staged_output
 
 DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPE_NAMES}
-
-
-@dataclass(frozen=True)
-class ConversionResult:
-    """What `convert` wrote, how long it took and the peak memory of the process."""
-
-    output_dir: Path
-    model_size: str
-    variant: str
-    output_format: str
-    dtype: torch.dtype
-    weight_files: list[str]
-    weight_bytes: int
-    seconds: float
-    peak_rss_bytes: int
-    max_logit_difference: float | None
-
-    def summary(self) -> str:
-        """One line: what was written, where, how long, peak memory (and the verification result)."""
-        verified = (
-            "" if self.max_logit_difference is None else f", verified (max logit diff {self.max_logit_difference:.2g})"
-        )
-        return (
-            f"wrote {self.model_size} {self.variant} ({self.output_format} format, {str(self.dtype).removeprefix('torch.')}): "
-            f"{len(self.weight_files)} safetensors shard(s), {self.weight_bytes / 2**30:.2f} GiB, config, tokenizer and "
-            f"model card to {self.output_dir} in {self.seconds:.1f} s, peak RSS {self.peak_rss_bytes / 2**20:.0f} MiB{verified}"
-        )
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident memory of this process so far."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # kilobytes on Linux, bytes on macOS
 
 
 def build_tokenizer(tokenizer_model: Path, *, variant: str, context_length: int) -> Any:
@@ -247,7 +210,7 @@ def _advancing(progress: Any, blocks: Iterator[Any]) -> Iterator[Any]:
     for block in blocks:
         yield block
         if isinstance(block, FileSpan):
-            progress.update(block.data.nbytes)
+            progress.update(block.nbytes)
         elif isinstance(block, list):
             progress.update(sum(buffer.nbytes for buffer in block))
         else:
@@ -274,45 +237,7 @@ def _write_weights(
     return writer
 
 
-def _check_inputs(
-    input_dir: Path,
-    output_dir: Path,
-    *,
-    model_size: str | None,
-    variant: str | None,
-    output_format: str,
-    force: bool,
-    context_length: int | None = None,
-) -> tuple[MetaCheckpoint, str]:
-    """Everything that can be refused before a tensor is read: the format, the output location, the checkpoint
-    itself, the size and variant the caller expects, a positive context. Returns the opened checkpoint and its variant."""
-    if output_format not in FORMATS:
-        raise ConversionError(f"format must be one of {', '.join(FORMATS)}; found {output_format!r}")
-    if context_length is not None and context_length < 1:
-        raise ConversionError(f"context length must be a positive number of tokens; found {context_length}")
-    check_output_dir(output_dir, force=force)  # before reading anything, so a refusal is immediate
-    if output_dir.resolve() == input_dir.resolve() or output_dir.resolve() in input_dir.resolve().parents:
-        raise ConversionError(f"{output_dir}: output directory must not be or contain the input directory")
-    checkpoint = MetaCheckpoint.open(input_dir)
-    size = checkpoint.model_size
-    if model_size is not None and model_size.upper() != size:
-        p = checkpoint.params
-        raise ConversionError(
-            f"{input_dir / 'params.json'}: --model-size {model_size} disagrees with dim={p.dim}, "
-            f"n_layers={p.n_layers}, which is {size if size != CUSTOM_SIZE else 'no released size'}"
-        )
-    if size in SHARDS_PER_SIZE and len(checkpoint.shard_paths) != SHARDS_PER_SIZE[size]:
-        raise ConversionError(
-            f"{input_dir}: found {len(checkpoint.shard_paths)} consolidated.NN.pth shards; Meta's "
-            f"{size} has {SHARDS_PER_SIZE[size]}"
-        )
-    variant = variant or infer_variant(input_dir.resolve().name)
-    if variant is None:
-        raise ConversionError(f"{input_dir}: the directory name names both Python and Instruct; pass --variant")
-    return checkpoint, variant
-
-
-def _write_metadata(
+def write_metadata(
     checkpoint: MetaCheckpoint,
     staging: Path,
     *,
@@ -390,7 +315,7 @@ def convert(
     start = time.perf_counter()
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     shard_bytes = parse_size(max_shard_size)
-    checkpoint, variant = _check_inputs(
+    checkpoint, variant = check_inputs(
         input_dir,
         output_dir,
         model_size=model_size,
@@ -405,7 +330,7 @@ def convert(
     difference = None
     with staged_output(output_dir, force=force) as staging:
         writer = _write_weights(checkpoint, staging, dtype=out_dtype, max_shard_size=shard_bytes)
-        config = _write_metadata(
+        config = write_metadata(
             checkpoint,
             staging,
             variant=variant,
@@ -442,4 +367,5 @@ __all__ = [
     "convert",
     "row_blocks",
     "row_buffers",
+    "write_metadata",
 ]
