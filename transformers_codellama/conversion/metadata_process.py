@@ -16,6 +16,7 @@ keeps writing. A child that never receives a job (end of stdin) exits without wr
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -102,6 +103,9 @@ def _die_with_parent(parent: int) -> None:
 
 def _main(parent: int) -> int:
     _die_with_parent(parent)
+    # A short-lived process whose objects are nearly all kept (modules, one tokenizer): the cycle collector would
+    # only walk them again and again, a quarter of the import time.
+    gc.disable()
     # The slow imports, made while the parent checks the input and copies the weights.
     from .convert import DTYPES, write_metadata
     from .meta_checkpoint import MetaCheckpoint

@@ -207,15 +207,39 @@ def _write_gathered(file: BinaryIO, buffers: list[memoryview]) -> int:
         return sum(file.write(buffer) for buffer in buffers)
     file.flush()  # the header (or a tensor block) may still sit in the file object's buffer
     descriptor, total = file.fileno(), 0
-    for start in range(0, len(buffers), _IOV_MAX):
-        batch = buffers[start : start + _IOV_MAX]
-        expected = sum(buffer.nbytes for buffer in batch)
+    for batch, expected in _batches(buffers):
         written = os.writev(descriptor, batch)
         if written < expected:  # a short write (signal, file size limit): finish it buffer by buffer
             written += _write_rest(descriptor, batch, written)
         total += written
     file.seek(0, os.SEEK_END)  # keep the file object's position in step with the descriptor's
     return total
+
+
+# Bytes per write call. Measured on Linux 6.18 (ext4): 256 KiB writes run at about 5 GiB/s every time, while single
+# writes of 1 MiB and more sometimes drop to under 1 GiB/s for a whole run (the page cache then allocates large
+# folios for them, which can stall when memory is fragmented).
+WRITE_BYTES = 256 * 2**10
+
+
+def _batches(buffers: list[memoryview]) -> Iterator[tuple[list[memoryview], int]]:
+    """`buffers` in order, as batches of at most IOV_MAX buffers and about WRITE_BYTES (a larger buffer is cut)."""
+    batch: list[memoryview] = []
+    size = 0
+    for buffer in buffers:
+        if buffer.nbytes > WRITE_BYTES:
+            flat = buffer.cast("B") if buffer.ndim != 1 or buffer.format != "B" else buffer
+            pieces = [flat[start : start + WRITE_BYTES] for start in range(0, flat.nbytes, WRITE_BYTES)]
+        else:
+            pieces = [buffer]
+        for piece in pieces:
+            batch.append(piece)
+            size += piece.nbytes
+            if size >= WRITE_BYTES or len(batch) == _IOV_MAX:
+                yield batch, size
+                batch, size = [], 0
+    if batch:
+        yield batch, size
 
 
 def _copy_span(file: BinaryIO, span: FileSpan) -> int:
