@@ -135,8 +135,8 @@ if what == "child fails":  # the child is sent an input whose tokenizer.model is
         start_writing(self, **{**job, "input_dir": note})
     metadata_process.MetadataProcess.start_writing = failing
 else:  # the parent parks in its weights, after noting its child's pid, to be interrupted there
-    def noting(self):
-        init(self)
+    def noting(self, *args):
+        init(self, *args)
         open(note + ".child", "w").write(str(self.pid))
     def parked(self, name, blocks):
         open(note, "w").close()

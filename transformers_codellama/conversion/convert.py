@@ -38,12 +38,20 @@ from .writer import Block, FileSpan, ShardWriter, TensorSpec, parse_size, staged
 DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
-def build_tokenizer(tokenizer_model: Path, *, variant: str, context_length: int) -> Any:
-    """The plugin's fast tokenizer for `tokenizer_model`, with the chat template for Instruct models."""
+def load_tokenizer(tokenizer_model: Path) -> Any:
+    """The plugin's fast tokenizer for `tokenizer_model`, as loaded (no context, no chat template yet)."""
     try:
-        tokenizer = CodeLlamaTokenizerFast(vocab_file=str(tokenizer_model))
+        return CodeLlamaTokenizerFast(vocab_file=str(tokenizer_model))
     except (ValueError, RuntimeError, OSError) as error:
         raise ConversionError(f"{tokenizer_model}: cannot build the Code Llama tokenizer ({error})") from None
+
+
+def build_tokenizer(tokenizer_model: Path, *, variant: str, context_length: int, loaded: Any = None) -> Any:
+    """The plugin's fast tokenizer for `tokenizer_model`, with the chat template for Instruct models.
+
+    `loaded`: what `load_tokenizer(tokenizer_model)` returned earlier, to finish instead of loading again.
+    """
+    tokenizer = loaded if loaded is not None else load_tokenizer(tokenizer_model)
     tokenizer.model_max_length = context_length
     if variant == "instruct":
         tokenizer.chat_template = chat_template_for(tokenizer)
@@ -246,12 +254,16 @@ def write_metadata(
     dtype: torch.dtype,
     command: str,
     context_length: int | None = None,
+    tokenizer: Any = None,
 ) -> LlamaConfig:
-    """Config, generation config, tokenizer, code files (Code Llama format) and model card; returns the config."""
+    """Config, generation config, tokenizer, code files (Code Llama format) and model card; returns the config.
+
+    `tokenizer`: `load_tokenizer(checkpoint.tokenizer_path)`, where it was loaded ahead (the parallel path).
+    """
     size = checkpoint.model_size
     context = context_length or max_context(size, variant)
-    # Built after the weights are written, so that the tokenizer's memory and the weights' never add up.
-    tokenizer = build_tokenizer(checkpoint.tokenizer_path, variant=variant, context_length=context)
+    # In process, built after the weights are written, so that the tokenizer's memory and the weights' never add up.
+    tokenizer = build_tokenizer(checkpoint.tokenizer_path, variant=variant, context_length=context, loaded=tokenizer)
     infilling = bool(tokenizer.supports_infilling)
     config = build_config(
         checkpoint.params,
@@ -365,6 +377,7 @@ __all__ = [
     "build_config",
     "build_tokenizer",
     "convert",
+    "load_tokenizer",
     "row_blocks",
     "row_buffers",
     "write_metadata",

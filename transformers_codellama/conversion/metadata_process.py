@@ -3,7 +3,8 @@ process while the converter copies the weights.
 
 Those files need transformers (its configuration and tokenizer classes, about three seconds of imports); the
 weights need neither it nor torch (`unchanged_weights`). So `codellama-convert` starts this module as a child
-process at launch: it imports what it needs while the parent checks the input and copies the weights, then, once
+process at launch: it imports what it needs and loads the tokenizer while the parent checks the input and copies
+the weights, then, once
 the parent has sent it the job (one JSON line on stdin), writes its files into the parent's staging directory with
 the same function the in-process conversion uses (`convert.write_metadata`), so the output is the same bytes.
 
@@ -36,11 +37,11 @@ _PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal for this process when its 
 class MetadataProcess:
     """The child process that writes a conversion's metadata; a context manager that never leaves it running."""
 
-    def __init__(self) -> None:
+    def __init__(self, input_dir: Path) -> None:
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop) a file, not a pipe: a chatty child can never block on it
         env = {**os.environ, _DEFER_REGISTRATION: "1"}  # its output does not depend on the registration
         self._process = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(os.getpid())],
+            [sys.executable, "-m", __name__, str(os.getpid()), str(input_dir)],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=self._errors,
@@ -101,15 +102,21 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _main(parent: int) -> int:
+def _main(parent: int, input_dir: Path) -> int:
     _die_with_parent(parent)
     # A short-lived process whose objects are nearly all kept (modules, one tokenizer): the cycle collector would
     # only walk them again and again, a quarter of the import time.
     gc.disable()
     # The slow imports, made while the parent checks the input and copies the weights.
-    from .convert import DTYPES, write_metadata
+    from .convert import DTYPES, load_tokenizer, write_metadata
     from .meta_checkpoint import MetaCheckpoint
 
+    # So is the tokenizer (half a second): it depends on tokenizer.model alone. The parent checks the input
+    # meanwhile; if the file is unreadable here, the parent refuses it, or the job loads it again and says why.
+    try:
+        tokenizer = load_tokenizer(input_dir / "tokenizer.model")
+    except Exception:
+        tokenizer = None
     line = sys.stdin.readline()
     if not line:  # the parent gave up (bad input, a fallback, an interrupt): nothing to write
         return 0
@@ -117,7 +124,9 @@ def _main(parent: int) -> int:
     try:
         checkpoint = MetaCheckpoint.open(job.pop("input_dir"))
         staging = Path(job.pop("staging"))
-        write_metadata(checkpoint, staging, dtype=DTYPES[job.pop("dtype")], **job)
+        if checkpoint.tokenizer_path.resolve() != (input_dir / "tokenizer.model").resolve():
+            tokenizer = None
+        write_metadata(checkpoint, staging, dtype=DTYPES[job.pop("dtype")], tokenizer=tokenizer, **job)
     except ConversionError as error:
         print(f"{_ERROR_PREFIX}{error}", file=sys.stderr)
         return 1
@@ -125,7 +134,7 @@ def _main(parent: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_main(int(sys.argv[1])))
+    sys.exit(_main(int(sys.argv[1]), Path(sys.argv[2])))
 
 
 __all__ = ["MetadataProcess"]

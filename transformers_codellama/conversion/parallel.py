@@ -43,7 +43,7 @@ def convert_in_parallel(
     otherwise this is `convert.convert` itself.
     """
     start = time.perf_counter()
-    with MetadataProcess() as metadata:  # first: its imports overlap everything below
+    with MetadataProcess(Path(input_dir)) as metadata:  # first: its imports overlap everything below
         arguments = {
             "input_dir": input_dir,
             "output_dir": output_dir,
