@@ -121,9 +121,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             result = convert(**arguments, verify=True)
         else:  # the weights here without torch, the rest in a child process at the same time
+            from pathlib import Path
+
+            from transformers_codellama.conversion.metadata_process import MetadataProcess
+
+            metadata = MetadataProcess(Path(args.input_dir))  # before importing the rest: it has the most to do
             from transformers_codellama.conversion.parallel import convert_in_parallel
 
-            result = convert_in_parallel(**arguments)
+            result = convert_in_parallel(**arguments, metadata=metadata)
     except ConversionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -36,14 +36,17 @@ def convert_in_parallel(
     force: bool = False,
     command: str | None = None,
     context_length: int | None = None,
+    metadata: MetadataProcess | None = None,
 ) -> ConversionResult:
     """`convert.convert(...)` without `verify`, with the same arguments, checks, errors and output files.
 
     Where the stored dtype is kept, the weights are copied here while a child process writes the other files;
-    otherwise this is `convert.convert` itself.
+    otherwise this is `convert.convert` itself. `metadata`: that child, if the caller started it already (for
+    `input_dir`); it is stopped whatever happens.
     """
     start = time.perf_counter()
-    with MetadataProcess(Path(input_dir)) as metadata:  # first: its imports overlap everything below
+    # First: the child's imports overlap everything below.
+    with metadata if metadata is not None else MetadataProcess(Path(input_dir)) as metadata:
         arguments = {
             "input_dir": input_dir,
             "output_dir": output_dir,
