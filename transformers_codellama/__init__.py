@@ -9,6 +9,7 @@ The public names below are imported on first use (PEP 562), so that `codellama-c
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -64,7 +65,7 @@ def _running_converter_module() -> bool:
         return False
     argv = getattr(sys, "orig_argv", [])
     return f"-m{_CONVERTER_MODULE}" in argv or any(
-        flag == "-m" and name == _CONVERTER_MODULE for flag, name in zip(argv, argv[1:])
+        flag == "-m" and name == _CONVERTER_MODULE for flag, name in itertools.pairwise(argv)
     )
 
 

@@ -35,6 +35,8 @@ BLOCK_BYTES = 16 * 2**20
 
 def unsupported_reason(checkpoint: MetaCheckpoint) -> str | None:
     """Why the bytes cannot be copied unchanged (then the tensor path converts), or None where they can."""
+    if not hasattr(os, "pread"):
+        return "this platform has no positioned reads (os.pread)"
     shards = len(checkpoint.shard_paths)
     for records in checkpoint.records:
         for name, record in records.items():
