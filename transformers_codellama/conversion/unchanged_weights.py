@@ -6,8 +6,8 @@ columns interleave their rows. So the output needs no arithmetic, only bytes in 
 
 - a slice written whole and in order is a `FileSpan`, which the kernel copies file to file (`copy_file_range`);
 - permuted and column-split tensors are read a block of whole rows at a time from each shard (`os.preadv`, one
-  read per shard and block, into one reused buffer) and written in output order with one gathering write
-  (`os.writev`) per IOV_MAX rows.
+  read per shard and block, into one reused buffer) and written in output order with gathering writes
+  (`os.writev`, about `writer.WRITE_BYTES` each).
 
 Nothing is memory-mapped, so the memory read stays one block (about BLOCK_BYTES), and nothing imports torch: the
 locations come from `MetaCheckpoint.records` (`pth_reader`). The output is byte for byte what the tensor path in
