@@ -120,18 +120,25 @@ def _convert_rows(convert: dict[str, Any]) -> list[str]:
     rows = []
     for name, run in convert.get("runs", {}).items():
         before = run["before"]
-        bounded = before.get("memory_bounded", {})
+        bounded, one_process = before.get("memory_bounded", {}), before.get("one_process")
         rows.append(
             f"| converter, {name} shapes ({run['shards']} shards, {run['input_gib']} GiB): peak RSS / time vs "
             f"`cp -r`, both synced | ≤ {run['target_peak_rss_mib']} MB / ≤ {targets['convert_over_cp']}× | "
             f"{run['peak_rss_mib']} MiB / {run['convert_over_cp']}× (before: {before.get('peak_rss_mib', '-')} MiB / "
             f"{before.get('convert_over_cp', '-')}×; with bounded memory, before the kernel copies: "
-            f"{bounded.get('peak_rss_mib', '-')} MiB / {bounded.get('convert_over_cp', '-')}×) |"
+            f"{bounded.get('peak_rss_mib', '-')} MiB / {bounded.get('convert_over_cp', '-')}×"
+            + (
+                f"; with the kernel copies, in one process: {one_process['peak_rss_mib']} MiB / "
+                f"{one_process['convert_over_cp']}×"
+                if one_process
+                else ""
+            )
+            + ") |"
         )
     rows.append(
         f"| `codellama-convert --help` | ≤ {targets['help_seconds']} s | {convert['help_seconds']} s "
-        f"(through `python -m`, importing the package first: {convert.get('help_module_seconds', '-')} s; "
-        f"bare import of the converter: {convert['import_seconds']} s) |"
+        f"(through `python -m`: {convert.get('help_module_seconds', '-')} s; bare import of the converter's in-process "
+        f"path, torch and transformers: {convert['import_seconds']} s) |"
     )
     return rows
 

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 from meta_checkpoints import (
@@ -239,10 +240,27 @@ if point == "weights":
         if len(count) == 4:
             park()
     writer.ShardWriter.write = counting
-else:
+else:  # the metadata: written in process by convert(), by a child process on the parallel path
+    from transformers_codellama.conversion import metadata_process
+    def parked_wait(self):
+        open(marker + ".child", "w").write(str(self.pid))
+        park()
     convert.model_card = park
+    metadata_process.MetadataProcess.wait = parked_wait
 sys.exit(main(sys.argv[3:]))
 """
+
+
+def _exits(pid: int, *, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:  # dead, not yet reaped by its new parent
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 @pytest.mark.parametrize("point", ["weights", "metadata"])
@@ -259,6 +277,9 @@ def test_killed_conversion_leaves_nothing_and_rerun_succeeds(tmp_path: Path, poi
     assert marker.exists(), process.communicate()[1]
     os.kill(process.pid, signal.SIGKILL)
     process.communicate()
+    child = tmp_path / "marker.child"
+    if point == "metadata":  # the process writing the metadata dies with its parent: no orphan keeps writing
+        assert child.exists() and _exits(int(child.read_text()), within=60)
     assert not output.exists()
     leftovers = list(output.parent.iterdir())
     assert [p.name for p in leftovers] == [f".CodeLlama-7b-hf.partial-{process.pid}"]  # hidden, clearly partial

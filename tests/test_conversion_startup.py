@@ -70,13 +70,14 @@ def test_argument_errors_import_neither_torch_nor_transformers(args: list[str]) 
     assert result["heavy"] == []
 
 
-def test_conversion_after_parsing_imports_what_it_needs(tmp_path: Path) -> None:
-    # Past the parser the converter runs: a bad input directory is reported by the converter itself.
+def test_conversion_after_parsing_checks_the_input_without_torch_or_transformers(tmp_path: Path) -> None:
+    # Past the parser the converter runs: a bad input directory is reported by the converter itself, which checks
+    # its input (and copies weights) without torch; transformers is imported by its child process alone.
     start, call = ENTRIES["console"]
     args = ["--input-dir", str(tmp_path / "missing"), "--output-dir", str(tmp_path / "out")]
     result = _run(COMMAND_LINE.format(start=start, call=call.format(args=args), heavy=HEAVY))
     assert result["code"] == 1 and result["stderr"].startswith(f"error: {tmp_path / 'missing'}: input directory")
-    assert "torch" in result["heavy"]
+    assert "torch" not in result["heavy"] and "transformers" not in result["heavy"]
 
 
 @pytest.mark.parametrize(
@@ -124,6 +125,26 @@ def test_public_names_load_on_first_use() -> None:
     assert result["missing"] == "module 'transformers_codellama' has no attribute 'NoSuchName'"
 
 
+REGISTERED_MAIN = """
+import sys
+import transformers
+import transformers_codellama
+from transformers_codellama.conversion.convert_codellama_weights_to_hf import main
+assert "codellama" in transformers.models.auto.configuration_auto.CONFIG_MAPPING  # registered
+sys.exit(main())
+"""
+
+
+def test_help_through_python_dash_m_imports_neither_torch_nor_transformers() -> None:
+    # `python -m` imports the package before the module; for the converter's module that import skips registration.
+    module = "transformers_codellama.conversion.convert_codellama_weights_to_hf"
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", module, "--help"], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.startswith("usage: codellama-convert"), done.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "transformers_codellama" in imported and not imported & {"torch", "transformers"}
+
+
 @pytest.mark.parametrize("output_format", ["codellama", "llama"])
 def test_console_script_writes_what_the_registered_package_writes(tmp_path: Path, output_format: str) -> None:
     # The console script converts without registering the Auto classes; the files must not depend on it.
@@ -134,7 +155,8 @@ def test_console_script_writes_what_the_registered_package_writes(tmp_path: Path
     write_meta_checkpoint(tmp_path / "CodeLlama-7b-Instruct", spec)
     entries = {
         "console": [sys.executable, str(INSTALLED_SCRIPT)],  # this interpreter, whichever pip wrote the shebang for
-        "module": [sys.executable, "-m", "transformers_codellama.conversion.convert_codellama_weights_to_hf"],
+        # Imports the package first, which registers it (as `python -m` of the module did before it skipped that).
+        "module": [sys.executable, "-c", REGISTERED_MAIN],
     }
     for name, command in entries.items():
         args = ["--input-dir", str(tmp_path / "CodeLlama-7b-Instruct"), "--output-dir", str(tmp_path / name)]

@@ -9,7 +9,9 @@ The public names below are imported on first use (PEP 562), so that `codellama-c
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -53,8 +55,22 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_EXPORTS})
 
 
+# The converter's command-line module: `python -m` imports this package first, and the converter needs no
+# registration (its output does not depend on it), so that start-up skips it as the script's does.
+_CONVERTER_MODULE = "transformers_codellama.conversion.convert_codellama_weights_to_hf"
+
+
+def _running_converter_module() -> bool:
+    if sys.argv[:1] != ["-m"]:  # Python sets argv[0] to "-m" while it imports a `-m` module's packages
+        return False
+    argv = getattr(sys, "orig_argv", [])
+    return f"-m{_CONVERTER_MODULE}" in argv or any(
+        flag == "-m" and name == _CONVERTER_MODULE for flag, name in itertools.pairwise(argv)
+    )
+
+
 def _register_on_import() -> None:
-    if os.environ.get("TRANSFORMERS_CODELLAMA_DEFER_REGISTRATION") == "1":
+    if os.environ.get("TRANSFORMERS_CODELLAMA_DEFER_REGISTRATION") == "1" or _running_converter_module():
         return
     from .registration import register
 

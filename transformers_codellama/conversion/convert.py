@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import resource
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +14,16 @@ from transformers import LlamaConfig
 from .. import __version__
 from ..chat import chat_template_for
 from ..configuration_code_llama import CodeLlamaConfig
-from ..releases import CUSTOM_SIZE
 from ..remote_code import save_remote_code
 from ..stopping import generation_config_for
 from ..tokenization_code_llama_fast import CodeLlamaTokenizerFast
 from .choices import DTYPE_NAMES, FORMATS
 from .errors import ConversionError
+from .inputs import check_inputs
 from .mapping import (
-    SHARDS_PER_SIZE,
     MetaParams,
     config_kwargs,
     hf_name,
-    infer_variant,
     max_context,
     permute_rotary,
     rotary_heads,
@@ -36,51 +31,27 @@ from .mapping import (
 )
 from .meta_checkpoint import MetaCheckpoint
 from .model_card import CardFacts, model_card, original_name
+from .result import ConversionResult, peak_rss_bytes
 from .stock_tokenizer import save_stock_tokenizer
-from .writer import Block, FileSpan, ShardWriter, TensorSpec, check_output_dir, parse_size, staged_output
+from .writer import Block, FileSpan, ShardWriter, TensorSpec, parse_size, staged_output
 
 DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
-@dataclass(frozen=True)
-class ConversionResult:
-    """What `convert` wrote, how long it took and the peak memory of the process."""
-
-    output_dir: Path
-    model_size: str
-    variant: str
-    output_format: str
-    dtype: torch.dtype
-    weight_files: list[str]
-    weight_bytes: int
-    seconds: float
-    peak_rss_bytes: int
-    max_logit_difference: float | None
-
-    def summary(self) -> str:
-        """One line: what was written, where, how long, peak memory (and the verification result)."""
-        verified = (
-            "" if self.max_logit_difference is None else f", verified (max logit diff {self.max_logit_difference:.2g})"
-        )
-        return (
-            f"wrote {self.model_size} {self.variant} ({self.output_format} format, {str(self.dtype).removeprefix('torch.')}): "
-            f"{len(self.weight_files)} safetensors shard(s), {self.weight_bytes / 2**30:.2f} GiB, config, tokenizer and "
-            f"model card to {self.output_dir} in {self.seconds:.1f} s, peak RSS {self.peak_rss_bytes / 2**20:.0f} MiB{verified}"
-        )
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident memory of this process so far."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # kilobytes on Linux, bytes on macOS
-
-
-def build_tokenizer(tokenizer_model: Path, *, variant: str, context_length: int) -> Any:
-    """The plugin's fast tokenizer for `tokenizer_model`, with the chat template for Instruct models."""
+def load_tokenizer(tokenizer_model: Path) -> Any:
+    """The plugin's fast tokenizer for `tokenizer_model`, as loaded (no context, no chat template yet)."""
     try:
-        tokenizer = CodeLlamaTokenizerFast(vocab_file=str(tokenizer_model))
+        return CodeLlamaTokenizerFast(vocab_file=str(tokenizer_model))
     except (ValueError, RuntimeError, OSError) as error:
         raise ConversionError(f"{tokenizer_model}: cannot build the Code Llama tokenizer ({error})") from None
+
+
+def build_tokenizer(tokenizer_model: Path, *, variant: str, context_length: int, loaded: Any = None) -> Any:
+    """The plugin's fast tokenizer for `tokenizer_model`, with the chat template for Instruct models.
+
+    `loaded`: what `load_tokenizer(tokenizer_model)` returned earlier, to finish instead of loading again.
+    """
+    tokenizer = loaded if loaded is not None else load_tokenizer(tokenizer_model)
     tokenizer.model_max_length = context_length
     if variant == "instruct":
         tokenizer.chat_template = chat_template_for(tokenizer)
@@ -247,7 +218,7 @@ def _advancing(progress: Any, blocks: Iterator[Any]) -> Iterator[Any]:
     for block in blocks:
         yield block
         if isinstance(block, FileSpan):
-            progress.update(block.data.nbytes)
+            progress.update(block.nbytes)
         elif isinstance(block, list):
             progress.update(sum(buffer.nbytes for buffer in block))
         else:
@@ -274,45 +245,7 @@ def _write_weights(
     return writer
 
 
-def _check_inputs(
-    input_dir: Path,
-    output_dir: Path,
-    *,
-    model_size: str | None,
-    variant: str | None,
-    output_format: str,
-    force: bool,
-    context_length: int | None = None,
-) -> tuple[MetaCheckpoint, str]:
-    """Everything that can be refused before a tensor is read: the format, the output location, the checkpoint
-    itself, the size and variant the caller expects, a positive context. Returns the opened checkpoint and its variant."""
-    if output_format not in FORMATS:
-        raise ConversionError(f"format must be one of {', '.join(FORMATS)}; found {output_format!r}")
-    if context_length is not None and context_length < 1:
-        raise ConversionError(f"context length must be a positive number of tokens; found {context_length}")
-    check_output_dir(output_dir, force=force)  # before reading anything, so a refusal is immediate
-    if output_dir.resolve() == input_dir.resolve() or output_dir.resolve() in input_dir.resolve().parents:
-        raise ConversionError(f"{output_dir}: output directory must not be or contain the input directory")
-    checkpoint = MetaCheckpoint.open(input_dir)
-    size = checkpoint.model_size
-    if model_size is not None and model_size.upper() != size:
-        p = checkpoint.params
-        raise ConversionError(
-            f"{input_dir / 'params.json'}: --model-size {model_size} disagrees with dim={p.dim}, "
-            f"n_layers={p.n_layers}, which is {size if size != CUSTOM_SIZE else 'no released size'}"
-        )
-    if size in SHARDS_PER_SIZE and len(checkpoint.shard_paths) != SHARDS_PER_SIZE[size]:
-        raise ConversionError(
-            f"{input_dir}: found {len(checkpoint.shard_paths)} consolidated.NN.pth shards; Meta's "
-            f"{size} has {SHARDS_PER_SIZE[size]}"
-        )
-    variant = variant or infer_variant(input_dir.resolve().name)
-    if variant is None:
-        raise ConversionError(f"{input_dir}: the directory name names both Python and Instruct; pass --variant")
-    return checkpoint, variant
-
-
-def _write_metadata(
+def write_metadata(
     checkpoint: MetaCheckpoint,
     staging: Path,
     *,
@@ -321,12 +254,16 @@ def _write_metadata(
     dtype: torch.dtype,
     command: str,
     context_length: int | None = None,
+    tokenizer: Any = None,
 ) -> LlamaConfig:
-    """Config, generation config, tokenizer, code files (Code Llama format) and model card; returns the config."""
+    """Config, generation config, tokenizer, code files (Code Llama format) and model card; returns the config.
+
+    `tokenizer`: `load_tokenizer(checkpoint.tokenizer_path)`, where it was loaded ahead (the parallel path).
+    """
     size = checkpoint.model_size
     context = context_length or max_context(size, variant)
-    # Built after the weights are written, so that the tokenizer's memory and the weights' never add up.
-    tokenizer = build_tokenizer(checkpoint.tokenizer_path, variant=variant, context_length=context)
+    # In process, built after the weights are written, so that the tokenizer's memory and the weights' never add up.
+    tokenizer = build_tokenizer(checkpoint.tokenizer_path, variant=variant, context_length=context, loaded=tokenizer)
     infilling = bool(tokenizer.supports_infilling)
     config = build_config(
         checkpoint.params,
@@ -390,7 +327,7 @@ def convert(
     start = time.perf_counter()
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     shard_bytes = parse_size(max_shard_size)
-    checkpoint, variant = _check_inputs(
+    checkpoint, variant = check_inputs(
         input_dir,
         output_dir,
         model_size=model_size,
@@ -405,7 +342,7 @@ def convert(
     difference = None
     with staged_output(output_dir, force=force) as staging:
         writer = _write_weights(checkpoint, staging, dtype=out_dtype, max_shard_size=shard_bytes)
-        config = _write_metadata(
+        config = write_metadata(
             checkpoint,
             staging,
             variant=variant,
@@ -440,6 +377,8 @@ __all__ = [
     "build_config",
     "build_tokenizer",
     "convert",
+    "load_tokenizer",
     "row_blocks",
     "row_buffers",
+    "write_metadata",
 ]

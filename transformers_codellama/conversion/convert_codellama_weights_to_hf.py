@@ -103,22 +103,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the converter; prints a one-line summary, or `error: ...` and returns 1 for bad input."""
     args = build_parser().parse_args(argv)
     command = shlex.join(["codellama-convert", *(sys.argv[1:] if argv is None else argv)])
-    from transformers_codellama.conversion.convert import convert  # torch and transformers: only with work to do
-
+    arguments = {
+        "input_dir": args.input_dir,
+        "output_dir": args.output_dir,
+        "model_size": args.model_size,
+        "variant": args.variant,
+        "dtype": args.dtype,
+        "max_shard_size": args.max_shard_size,
+        "output_format": args.output_format,
+        "force": args.force,
+        "command": command,
+        "context_length": args.context_length,
+    }
     try:
-        result = convert(
-            input_dir=args.input_dir,
-            output_dir=args.output_dir,
-            model_size=args.model_size,
-            variant=args.variant,
-            dtype=args.dtype,
-            max_shard_size=args.max_shard_size,
-            output_format=args.output_format,
-            verify=args.verify,
-            force=args.force,
-            command=command,
-            context_length=args.context_length,
-        )
+        if args.verify:  # loads both models: torch and transformers in this process
+            from transformers_codellama.conversion.convert import convert
+
+            result = convert(**arguments, verify=True)
+        else:  # the weights here without torch, the rest in a child process at the same time
+            from pathlib import Path
+
+            from transformers_codellama.conversion.metadata_process import MetadataProcess
+
+            metadata = MetadataProcess(Path(args.input_dir))  # before importing the rest: it has the most to do
+            from transformers_codellama.conversion.parallel import convert_in_parallel
+
+            result = convert_in_parallel(**arguments, metadata=metadata)
     except ConversionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

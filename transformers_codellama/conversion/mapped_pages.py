@@ -20,8 +20,10 @@ import mmap
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # tensors are passed in; the module itself needs no torch
+    import torch
 
 _MADV_DONTNEED = 4  # Linux
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None

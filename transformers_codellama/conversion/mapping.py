@@ -8,12 +8,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..releases import CUSTOM_SIZE, SHARDS_PER_SIZE, VARIANTS
 from .errors import ConversionError
+
+if TYPE_CHECKING:  # torch is not imported at run time: the weights can be copied without it
+    import torch
 
 # (dim, n_layers) -> released size.
 KNOWN_SIZES: dict[tuple[int, int], str] = {(4096, 32): "7B", (5120, 40): "13B", (8192, 48): "34B", (8192, 80): "70B"}
@@ -69,6 +70,12 @@ def permute_rotary(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
     """
     rows, cols = weight.shape
     return weight.view(n_heads, rows // n_heads // 2, 2, cols).transpose(1, 2).reshape(rows, cols)
+
+
+def rotary_row_order(rows: int, n_heads: int) -> list[int]:
+    """`permute_rotary` as row indices: output row i is input row `order[i]` (no tensor, no torch)."""
+    half = rows // n_heads // 2
+    return [head * 2 * half + 2 * i + pair for head in range(n_heads) for pair in (0, 1) for i in range(half)]
 
 
 def unpermute_rotary(weight: torch.Tensor, n_heads: int) -> torch.Tensor:

@@ -1,10 +1,12 @@
 """Reading and validating a Meta Code Llama checkpoint directory, lazily.
 
-Every shard is memory-mapped (`torch.load(..., mmap=True, weights_only=True)`), so opening one costs only its
-pickle, and the pickle may hold nothing but tensors: a shard that would run code is refused before any runs.
 `MetaCheckpoint.open` checks the whole directory (shard set, key sets, every shape against params.json, the
-tokenizer) before a single tensor is converted; `read_slices` then hands out tensors a group at a time and drops
-the mappings after each group, so the pages read stay bounded by one layer.
+tokenizer) before a single tensor is converted, from what each shard's pickle says about its tensors
+(`pth_reader.read_pth`: names, dtypes, shapes and where their bytes lie), without torch and without calling
+anything the pickle names: a shard that would run code is refused before any runs. `records` keeps those
+locations, from which the converter copies bytes unchanged. Where tensors are needed (a dtype conversion,
+verification), `read_slices` memory-maps the shards with `torch.load(..., mmap=True, weights_only=True)` and hands
+out tensors a group at a time, dropping the mappings after each group, so the pages read stay bounded by one layer.
 """
 
 from __future__ import annotations
@@ -16,14 +18,17 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import sentencepiece
-import torch
 
 from .errors import ConversionError
 from .mapped_pages import MappedPages
 from .mapping import DROPPED_TENSORS, MetaParams, meta_shapes, parse_params, shard_axis
+from .pth_reader import FLOATING_DTYPES, TensorRecord, read_pth
+
+if TYPE_CHECKING:  # imported where tensors are read: checking and copying bytes need no torch
+    import torch
 
 _SHARD_NAME = re.compile(r"consolidated\.(\d{2})\.pth")
 
@@ -35,6 +40,8 @@ def _first_line(error: BaseException) -> str:
 
 def load_shard(path: Path) -> dict[str, torch.Tensor]:
     """Memory-map one `consolidated.NN.pth`; a ConversionError names the file if it is unreadable or unsafe."""
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -79,8 +86,9 @@ class MetaCheckpoint:
     shard_paths: list[Path]
     tokenizer_path: Path
     vocab_size: int
-    dtype: torch.dtype
+    dtype_name: str  # as torch names it, without "torch.": "bfloat16" in Meta's releases
     shapes: dict[str, tuple[int, ...]] = field(repr=False)  # full (merged) shape of every tensor to convert
+    records: list[dict[str, TensorRecord]] = field(default_factory=list, repr=False)  # per shard: where tensors lie
     _pages: MappedPages = field(default_factory=MappedPages, repr=False, compare=False)
 
     @classmethod
@@ -105,11 +113,19 @@ class MetaCheckpoint:
         shapes = meta_shapes(params, vocab_size)
         _check_shapes(shard_paths, scan, shapes, params_path)
         dtype = scan[0]["tok_embeddings.weight"].dtype
-        return cls(directory, params, shard_paths, tokenizer_path, vocab_size, dtype, shapes)
+        records = [{name: entry.record for name, entry in entries.items()} for entries in scan]
+        return cls(directory, params, shard_paths, tokenizer_path, vocab_size, dtype, shapes, records)
 
     @property
     def model_size(self) -> str:
         return self.params.model_size
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The stored dtype as a torch dtype (imports torch)."""
+        import torch
+
+        return getattr(torch, self.dtype_name)
 
     def groups(self) -> list[list[str]]:
         """Tensor names in write order, grouped so that one group (at most a layer) is mapped at a time."""
@@ -142,6 +158,8 @@ class MetaCheckpoint:
 
     def read(self, names: Sequence[str]) -> Iterator[tuple[str, torch.Tensor]]:
         """Yield each named tensor merged from its model-parallel slices."""
+        import torch
+
         for name, slices in self.read_slices(names):
             axis = shard_axis(name)
             yield name, slices[0] if axis is None or len(slices) == 1 else torch.cat(slices, dim=axis)
@@ -170,8 +188,9 @@ class _Entry(NamedTuple):
     """What the scan keeps of one tensor in one shard."""
 
     shape: tuple[int, ...]
-    dtype: torch.dtype
-    value: torch.Tensor | None  # replicated tensors only: they must agree across shards
+    dtype: str
+    value: bytes | None  # replicated tensors only (the norms): their bytes must agree across shards
+    record: TensorRecord
 
 
 # Per shard, in shard order: tensor name -> its entry.
@@ -183,17 +202,22 @@ def _scan(shard_paths: list[Path]) -> _Scan:
     scan: _Scan = []
     for path in shard_paths:
         entries = {}
-        for name, tensor in load_shard(path).items():
-            if name in DROPPED_TENSORS:
-                continue
-            try:
-                axis = shard_axis(name)
-            except ConversionError as error:
-                raise ConversionError(f"{path}: {error}") from None
-            if not tensor.is_floating_point():
-                raise ConversionError(f"{path}: tensor {name} has dtype {tensor.dtype}; expected a floating dtype")
-            # Replicated tensors are norms (dim floats): cheap to compare for shards that disagree.
-            entries[name] = _Entry(tuple(tensor.shape), tensor.dtype, tensor.clone() if axis is None else None)
+        records = read_pth(path)
+        with open(path, "rb") as file:
+            for name, record in records.items():
+                if name in DROPPED_TENSORS:
+                    continue
+                try:
+                    axis = shard_axis(name)
+                except ConversionError as error:
+                    raise ConversionError(f"{path}: {error}") from None
+                if record.dtype not in FLOATING_DTYPES:
+                    raise ConversionError(
+                        f"{path}: tensor {name} has dtype torch.{record.dtype}; expected a floating dtype"
+                    )
+                # Replicated tensors are norms (dim floats): cheap to compare for shards that disagree.
+                value = record.read_bytes(file) if axis is None else None
+                entries[name] = _Entry(record.shape, record.dtype, value, record)
         scan.append(entries)
     return scan
 
@@ -243,7 +267,7 @@ def _check_shapes(shard_paths: list[Path], scan: _Scan, shapes: dict[str, tuple[
         if axis is not None:
             expected[axis] //= count
         for path, entries in zip(shard_paths, scan, strict=True):
-            shape, dtype, value = entries[name]
+            shape, dtype, value, _ = entries[name]
             if list(shape) != expected:
                 merged = f" (merged over {count} shards: {_shape(full)})" if axis is not None and count > 1 else ""
                 raise ConversionError(
@@ -252,8 +276,10 @@ def _check_shapes(shard_paths: list[Path], scan: _Scan, shapes: dict[str, tuple[
                 )
             reference = scan[0][name]
             if dtype != reference.dtype:
-                raise ConversionError(f"{path}: tensor {name} has dtype {dtype}; {first.name} has {reference.dtype}")
-            if value is not None and reference.value is not None and not torch.equal(value, reference.value):
+                raise ConversionError(
+                    f"{path}: tensor {name} has dtype torch.{dtype}; {first.name} has torch.{reference.dtype}"
+                )
+            if value is not None and reference.value is not None and value != reference.value:
                 raise ConversionError(f"{path}: replicated tensor {name} differs from the one in {first.name}")
 
 
