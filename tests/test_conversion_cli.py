@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import signal
@@ -15,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
+from converter_commands import ENV, run_cli
 from meta_checkpoints import (
     TinyCodeLlama,
     reference_greedy,
@@ -27,32 +27,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 import transformers_codellama  # noqa: F401  (registers the Auto classes)
 
-REPO = Path(__file__).resolve().parents[1]
-MODULE = "transformers_codellama.conversion.convert_codellama_weights_to_hf"
-
-
-def _installed_script() -> Path:
-    """`codellama-convert` where pip installed it with this package (not whatever PATH finds first): the
-    distribution's own record, which also holds in a virtual environment that sees the package from outside."""
-    distribution = importlib.metadata.distribution("transformers-codellama")
-    for file in distribution.files or []:
-        if file.name == "codellama-convert":
-            return Path(str(distribution.locate_file(file))).resolve()
-    raise FileNotFoundError("codellama-convert is not in the installed transformers-codellama's record")
-
-
-INSTALLED_SCRIPT = _installed_script()
 PROMPTS = ([1, 5, 17, 300, 42, 7], [1, 900, 3, 3, 64])
-ENV = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TOKENIZERS_PARALLELISM": "false"}
-
-
-def run_cli(*args: str | Path, entry: str = "module", env: dict | None = None) -> subprocess.CompletedProcess:
-    command = {
-        "module": [sys.executable, "-m", MODULE],
-        "script": [sys.executable, str(REPO / "conversion" / "convert_codellama_weights_to_hf.py")],
-        "console": [sys.executable, str(INSTALLED_SCRIPT)],  # this interpreter, whichever pip wrote the shebang for
-    }[entry]
-    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, env=env or ENV, timeout=300)
 
 
 @dataclass

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from converter_commands import ENV, INSTALLED_SCRIPT
 from meta_checkpoints import TinyCodeLlama, write_meta_checkpoint
 from real_data import CODELLAMA_MODEL
-from test_conversion_cli import ENV, INSTALLED_SCRIPT
 
 from transformers_codellama.conversion import convert, unchanged_weights
 from transformers_codellama.conversion.errors import ConversionError

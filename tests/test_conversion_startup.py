@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from test_conversion_cli import INSTALLED_SCRIPT
+from converter_commands import INSTALLED_SCRIPT
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "safetensors", "sentencepiece", "tokenizers", "numpy")
