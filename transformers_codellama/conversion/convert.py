@@ -31,7 +31,7 @@ from .mapping import (
 )
 from .meta_checkpoint import MetaCheckpoint
 from .model_card import CardFacts, model_card, original_name
-from .result import ConversionResult, peak_rss_bytes
+from .result import API_COMMAND, ConversionResult, peak_rss_bytes
 from .stock_tokenizer import save_stock_tokenizer
 from .writer import Block, FileSpan, ShardWriter, TensorSpec, parse_size, staged_output
 
@@ -325,10 +325,9 @@ def convert(
     context for the size and variant; a model trained at another context (one of no released size) says so here.
     """
     start = time.perf_counter()
-    input_dir, output_dir = Path(input_dir), Path(output_dir)
-    shard_bytes = parse_size(max_shard_size)
+    output_dir = Path(output_dir)
     checkpoint, variant = check_inputs(
-        input_dir,
+        Path(input_dir),
         output_dir,
         model_size=model_size,
         variant=variant,
@@ -336,6 +335,38 @@ def convert(
         force=force,
         context_length=context_length,
     )
+    return convert_checked(
+        checkpoint,
+        output_dir,
+        variant=variant,
+        dtype=dtype,
+        max_shard_size=max_shard_size,
+        output_format=output_format,
+        verify=verify,
+        force=force,
+        command=command,
+        context_length=context_length,
+        start=start,
+    )
+
+
+def convert_checked(
+    checkpoint: MetaCheckpoint,
+    output_dir: Path,
+    *,
+    variant: str,
+    dtype: str | torch.dtype | None,
+    max_shard_size: str | int,
+    output_format: str,
+    verify: bool,
+    force: bool,
+    command: str | None,
+    context_length: int | None,
+    start: float,
+) -> ConversionResult:
+    """`convert` past its input checks: `checkpoint` and `variant` are what `check_inputs` returned (so a caller
+    that checked already does not read every shard's pickle again); `start` is when the conversion began."""
+    shard_bytes = parse_size(max_shard_size)
     if verify:
         checkpoint.verify_checksums()
     out_dtype = _resolve_dtype(dtype, checkpoint.dtype)
@@ -348,7 +379,7 @@ def convert(
             variant=variant,
             output_format=output_format,
             dtype=out_dtype,
-            command=command or "transformers_codellama.conversion.convert.convert(...)",
+            command=command or API_COMMAND,
             context_length=context_length,
         )
         if verify:  # before the move: a checkpoint that fails verification never appears at output_dir
@@ -377,6 +408,7 @@ __all__ = [
     "build_config",
     "build_tokenizer",
     "convert",
+    "convert_checked",
     "load_tokenizer",
     "row_blocks",
     "row_buffers",

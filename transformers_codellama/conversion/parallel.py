@@ -19,7 +19,7 @@ from pathlib import Path
 from .choices import DTYPE_NAMES
 from .inputs import check_inputs
 from .metadata_process import MetadataProcess
-from .result import ConversionResult, peak_rss_bytes
+from .result import API_COMMAND, ConversionResult, peak_rss_bytes
 from .unchanged_weights import unsupported_reason, write_unchanged_weights
 from .writer import parse_size, staged_output
 
@@ -47,22 +47,9 @@ def convert_in_parallel(
     start = time.perf_counter()
     # First: the child's imports overlap everything below.
     with metadata if metadata is not None else MetadataProcess(Path(input_dir)) as metadata:
-        arguments = {
-            "input_dir": input_dir,
-            "output_dir": output_dir,
-            "model_size": model_size,
-            "variant": variant,
-            "dtype": dtype,
-            "max_shard_size": max_shard_size,
-            "output_format": output_format,
-            "force": force,
-            "command": command,
-            "context_length": context_length,
-        }
-        input_dir, output_dir = Path(input_dir), Path(output_dir)
-        shard_bytes = parse_size(max_shard_size)
+        output_dir = Path(output_dir)
         checkpoint, variant = check_inputs(
-            input_dir,
+            Path(input_dir),
             output_dir,
             model_size=model_size,
             variant=variant,
@@ -73,9 +60,22 @@ def convert_in_parallel(
         stored = checkpoint.dtype_name
         if dtype not in (None, stored) or stored not in DTYPE_NAMES or unsupported_reason(checkpoint):
             metadata.stop()
-            from .convert import convert  # torch and transformers: the tensor path
+            from .convert import convert_checked  # torch and transformers: the tensor path
 
-            return convert(**arguments)  # type: ignore[arg-type]
+            return convert_checked(
+                checkpoint,
+                output_dir,
+                variant=variant,
+                dtype=dtype,
+                max_shard_size=max_shard_size,
+                output_format=output_format,
+                verify=False,
+                force=force,
+                command=command,
+                context_length=context_length,
+                start=start,
+            )
+        shard_bytes = parse_size(max_shard_size)
         with staged_output(output_dir, force=force) as staging:
             metadata.start_writing(
                 input_dir=str(input_dir),
@@ -83,7 +83,7 @@ def convert_in_parallel(
                 variant=variant,
                 output_format=output_format,
                 dtype=stored,
-                command=command or "transformers_codellama.conversion.convert.convert(...)",
+                command=command or API_COMMAND,
                 context_length=context_length,
             )
             try:

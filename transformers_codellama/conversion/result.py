@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
+# What the model card names as the command when a conversion came from the Python API rather than the command line.
+API_COMMAND = "transformers_codellama.conversion.convert.convert(...)"
+
 
 @dataclass(frozen=True)
 class ConversionResult:
@@ -45,4 +48,4 @@ def peak_rss_bytes(*, children: bool = False) -> int:
     return peak if sys.platform == "darwin" else peak * 1024  # kilobytes on Linux, bytes on macOS
 
 
-__all__ = ["ConversionResult", "peak_rss_bytes"]
+__all__ = ["API_COMMAND", "ConversionResult", "peak_rss_bytes"]
