@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS_CAP
+from .context import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS_CAP
 
 API_KEY_ENV = "CODELLAMA_SERVE_API_KEY"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
