@@ -83,6 +83,8 @@ class CodeLlamaTextGenerationPipeline(TextGenerationPipeline):
         if getattr(self.model.config, "model_type", None) != CodeLlamaConfig.model_type:
             super().check_model_type(supported_models)
 
+    # The override ignores below: TextGenerationPipeline's own signatures already differ from its base
+    # `Pipeline`'s, so no override can match both supertypes.
     def _sanitize_parameters(self, suffix_first: bool | None = None, **kwargs: Any) -> tuple[dict, dict, dict]:  # type: ignore[override]
         # `suffix_first` is a tokenizer argument of the infilling layout, not a `generate` one.
         preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(**kwargs)
