@@ -13,8 +13,9 @@ real leading space of the middle's first token.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 FILL_TOKEN = "<FILL_ME>"
 PREFIX_PIECE = "▁<PRE>"
@@ -56,6 +57,40 @@ def nolead_inputs(suffixes: Sequence[str]) -> list[str]:
     return [SENTINEL + suffix for suffix in suffixes]
 
 
+def encode_nolead(encode: Callable[[list[str]], Sequence[Sequence[int]]], texts: Sequence[str]) -> list[list[int]]:
+    """`enc_nolead(text)` of each text: `encode` (a batched plain encode, no BOS) of `"☺" + text` without the tokens
+    of `"☺"`. One call of `encode`, which also encodes the sentinel alone to learn how many tokens to drop."""
+    if not texts:
+        return []
+    sentinel, *encoded = encode([SENTINEL, *nolead_inputs(texts)])
+    return [list(ids[len(sentinel) :]) for ids in encoded]
+
+
+def nolead_ids(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
+    """`enc_nolead(text)` of each text with `tokenizer`'s plain encode (`add_special_tokens=False`)."""
+    return encode_nolead(lambda batch: tokenizer(batch, add_special_tokens=False)["input_ids"], texts)
+
+
+def layout_length(prefix_length: int, suffix_length: int, *, add_bos: bool = True) -> int:
+    """The length of `layout(...)` for a prefix and a suffix of these many ids: the text plus BOS and the three
+    markers (either order). `layout_length(0, 0)` is what an infilling prompt costs beyond its text."""
+    return int(add_bos) + 3 + prefix_length + suffix_length
+
+
+def cannot_infill(config: Any, tokenizer: Any) -> str | None:
+    """Why a model with this `config` and `tokenizer` cannot fill in the middle (one clause), or None when it can.
+
+    Code Llama 34B and the Python models were not trained for it (`config.supports_infilling=False`, default True for
+    configs that do not say); a tokenizer without the four pieces cannot lay the prompt out.
+    """
+    if not getattr(config, "supports_infilling", True):
+        return "config.supports_infilling=False: Code Llama 34B and Python models were not trained for it"
+    if not getattr(tokenizer, "supports_infilling", False):
+        pieces = "/".join((PREFIX_PIECE, SUFFIX_PIECE, MIDDLE_PIECE, EOT_PIECE))
+        return f"its tokenizer has no {pieces} pieces"
+    return None
+
+
 def layout(
     prefix_ids: Sequence[int],
     suffix_ids: Sequence[int],
@@ -90,8 +125,12 @@ __all__ = [
     "SENTINEL",
     "SUFFIX_PIECE",
     "InfillingIds",
+    "cannot_infill",
     "control_mask",
+    "encode_nolead",
     "layout",
+    "layout_length",
+    "nolead_ids",
     "nolead_inputs",
     "split_fill_marker",
 ]

@@ -22,11 +22,11 @@ from transformers.pipelines.text_generation import ReturnType
 from transformers.utils.chat_template_utils import Chat
 
 from .configuration_code_llama import CodeLlamaConfig
-from .infilling import FILL_TOKEN, split_fill_marker
+from .infilling import FILL_TOKEN, cannot_infill, split_fill_marker
 from .stopping import CHAT, COMPLETE, INFILL, stop_ids, until_stop
 
 
-class _Prompt(NamedTuple):
+class _AskedPrompt(NamedTuple):
     """What `postprocess` knows of a prompt: as the caller gave it (text or chat) and as ids."""
 
     text: Any
@@ -83,6 +83,8 @@ class CodeLlamaTextGenerationPipeline(TextGenerationPipeline):
         if getattr(self.model.config, "model_type", None) != CodeLlamaConfig.model_type:
             super().check_model_type(supported_models)
 
+    # The override ignores below: TextGenerationPipeline's own signatures already differ from its base
+    # `Pipeline`'s, so no override can match both supertypes.
     def _sanitize_parameters(self, suffix_first: bool | None = None, **kwargs: Any) -> tuple[dict, dict, dict]:  # type: ignore[override]
         # `suffix_first` is a tokenizer argument of the infilling layout, not a `generate` one.
         preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(**kwargs)
@@ -112,17 +114,10 @@ class CodeLlamaTextGenerationPipeline(TextGenerationPipeline):
         return INFILL
 
     def _check_can_infill(self) -> None:
-        name = getattr(self.model.config, "_name_or_path", "") or "this model"
-        if not getattr(self.model.config, "supports_infilling", True):
-            raise ValueError(
-                f"{name} cannot fill in the middle (config.supports_infilling=False: Code Llama 34B and Python "
-                f"models were not trained for it); remove {FILL_TOKEN} or use a 7B/13B base or Instruct or a 70B model"
-            )
-        if not getattr(self.tokenizer, "supports_infilling", False):
-            raise ValueError(
-                f"{name} cannot fill in the middle: its tokenizer has no ▁<PRE>/▁<SUF>/▁<MID>/▁<EOT> pieces; "
-                f"remove {FILL_TOKEN}"
-            )
+        reason = cannot_infill(self.model.config, self.tokenizer)
+        if reason is not None:
+            name = getattr(self.model.config, "_name_or_path", "") or "this model"
+            raise ValueError(f"{name} cannot fill in the middle ({reason}); remove {FILL_TOKEN}")
 
     def preprocess(self, prompt_text: Any, prefix: str = "", suffix_first: bool = False, **kwargs: Any) -> Any:  # type: ignore[override]
         """Tokenize as the stock pipeline does (our tokenizer lays `<FILL_ME>` prompts out), recording the mode."""
@@ -175,7 +170,7 @@ class CodeLlamaTextGenerationPipeline(TextGenerationPipeline):
             "clean_up_tokenization_spaces": clean_up_tokenization_spaces,
         }
         input_ids = model_outputs["input_ids"]
-        prompt = _Prompt(model_outputs["prompt_text"], [] if input_ids is None else input_ids[0].tolist())
+        prompt = _AskedPrompt(model_outputs["prompt_text"], [] if input_ids is None else input_ids[0].tolist())
         full_text = return_type == ReturnType.FULL_TEXT
         text_of = {INFILL: self._infilled_text, CHAT: self._chat_text, COMPLETE: self._completed_text}[mode]
         return [
@@ -183,20 +178,20 @@ class CodeLlamaTextGenerationPipeline(TextGenerationPipeline):
             for sequence in model_outputs["generated_sequence"][0].tolist()
         ]
 
-    def _infilled_text(self, prompt: _Prompt, new_ids: list[int], full_text: bool, decode_kwargs: dict) -> str:
+    def _infilled_text(self, prompt: _AskedPrompt, new_ids: list[int], full_text: bool, decode_kwargs: dict) -> str:
         middle = self._code_llama_tokenizer.decode_infill(new_ids)
         if not full_text:
             return middle
         prefix, suffix = split_fill_marker(prompt.text, self._code_llama_tokenizer.fill_token) or (prompt.text, "")
         return prefix + middle + suffix
 
-    def _chat_text(self, prompt: _Prompt, new_ids: list[int], full_text: bool, decode_kwargs: dict) -> Any:
+    def _chat_text(self, prompt: _AskedPrompt, new_ids: list[int], full_text: bool, decode_kwargs: dict) -> Any:
         # Meta's chat_completion decodes the answer alone, up to the stop token (transformers releases differ in how
         # they slice it out of the whole sequence, so it is decoded here).
         answer = self._code_llama_tokenizer.decode(until_stop(new_ids, self._stop_ids(CHAT)), **decode_kwargs)
         return [*prompt.text.messages, {"role": "assistant", "content": answer}] if full_text else answer
 
-    def _completed_text(self, prompt: _Prompt, new_ids: list[int], full_text: bool, decode_kwargs: dict) -> str:
+    def _completed_text(self, prompt: _AskedPrompt, new_ids: list[int], full_text: bool, decode_kwargs: dict) -> str:
         new_ids = until_stop(new_ids, self._stop_ids(COMPLETE))
         if not full_text:
             return self._code_llama_tokenizer.decode(new_ids, **decode_kwargs)

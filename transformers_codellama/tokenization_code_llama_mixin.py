@@ -30,15 +30,15 @@ from .infilling import (
     SUFFIX_PIECE,
     InfillingIds,
     control_mask,
+    encode_nolead,
     layout,
-    nolead_inputs,
     split_fill_marker,
 )
 from .sentencepiece_backend import template_flags
 from .stopping import INFILL, stop_ids, until_stop
 from .whole_pieces import encode_with_whole_pieces, whole_piece_pattern
 
-Prompt = str | tuple[str, str]  # plain text, or (prefix, suffix) to infill
+TextOrInfill = str | tuple[str, str]  # what one prompt of a call is: plain text, or (prefix, suffix) to infill
 
 # Init arguments specific to Code Llama, with their defaults.
 CODE_LLAMA_INIT_DEFAULTS: dict[str, Any] = {
@@ -281,7 +281,7 @@ class CodeLlamaTokenizerMixin(_TokenizerBase):
             return encoded
         return super()._encode_plus(text=text, text_pair=text_pair, **kwargs)
 
-    def _infilling_prompts(self, text: Any, text_pair: Any, suffix: Any) -> list[Prompt] | None:
+    def _infilling_prompts(self, text: Any, text_pair: Any, suffix: Any) -> list[TextOrInfill] | None:
         """The prompts of an infilling call, or None when nothing is to be infilled."""
         texts = [text] if isinstance(text, str) else text
         if suffix is not None:
@@ -306,7 +306,7 @@ class CodeLlamaTokenizerMixin(_TokenizerBase):
 
     def _batch_from_prompts(
         self,
-        prompts: Sequence[Prompt],
+        prompts: Sequence[TextOrInfill],
         *,
         batched: bool,
         suffix_first: bool,
@@ -320,12 +320,10 @@ class CodeLlamaTokenizerMixin(_TokenizerBase):
             raise ValueError("return_offsets_mapping is not available for infilling prompts")
         infill = [prompt for prompt in prompts if isinstance(prompt, tuple)]
         plain = [prompt for prompt in prompts if isinstance(prompt, str)]
-        encoded = self._text_ids(
-            [prefix for prefix, _ in infill] + nolead_inputs([suffix for _, suffix in infill]) + plain
-        )
-        n, drop = len(infill), len(self._sentinel_ids)
-        infill_parts = iter(zip(encoded[:n], (ids[drop:] for ids in encoded[n : 2 * n])))
-        plain_parts = iter(encoded[2 * n :])
+        encoded = self._text_ids([prefix for prefix, _ in infill] + plain)
+        suffixes = encode_nolead(self._text_ids, [suffix for _, suffix in infill])
+        infill_parts = iter(zip(encoded[: len(infill)], suffixes))
+        plain_parts = iter(encoded[len(infill) :])
         truncating = truncation_strategy not in (TruncationStrategy.DO_NOT_TRUNCATE, "do_not_truncate", False, None)
         limit = max_length if truncating else None
         built = [

@@ -1,9 +1,11 @@
-"""The ASGI app: one engine over an already loaded model and tokenizer, and the three protocols' endpoints.
+"""The ASGI app: one engine over an already loaded model and tokenizer, and the protocols' endpoints.
 
-`create_app(model, tokenizer, model_name=...)` is what `codellama-serve` runs and what tests run in-process. The engine
-starts and stops with the app (its lifespan). Around the endpoints, plain ASGI middleware (so streamed responses pass
-through untouched) checks the API key in constant time, limits the request body, and logs one line per request with
-its token counts and time; every refusal is rendered in the protocol's own error shape (`errors.py`).
+`create_app(model, tokenizer, model_name=...)` is what `codellama-serve` runs and what tests run in-process. It only
+assembles: the request context (`context.Server`), the routers of the adapters in `ADAPTERS`, the error handlers,
+the middleware and the engine's lifespan (the engine starts and stops with the app). Around the endpoints, plain
+ASGI middleware (so streamed responses pass through untouched) checks the API key in constant time, limits the
+request body, and logs one line per request with its token counts and time; every refusal is rendered in the error
+shape of the adapter whose path the request asked for (`errors.py`).
 """
 
 from __future__ import annotations
@@ -12,145 +14,54 @@ import contextlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .engine import Engine, SamplingParams
-from .errors import ServingError, error_response, validation_error
-from .generation import Generation, run_all
-from .prompts import Prompt
+from . import llamacpp_api, openai_api, tgi_api
+from .adapter import Adapter
+from .context import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS_CAP, ModelFacts, Server, ServerSettings
+from .engine import Engine
+from .errors import ErrorShape, ServingError, error_response, validation_error
 
 logger = logging.getLogger("transformers_codellama.serving")
 access_logger = logging.getLogger("transformers_codellama.serving.access")
 
-DEFAULT_MAX_TOKENS_CAP = 2048
-DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 PUBLIC_PATHS = frozenset({"/health"})
+# Every protocol the server speaks; a new protocol is a new adapter module and an entry here.
+ADAPTERS: tuple[Adapter, ...] = (openai_api.ADAPTER, llamacpp_api.ADAPTER, tgi_api.ADAPTER)
+# The error shape of a path no adapter claims (TGI's: its compatibility route is `/`).
+DEFAULT_ERRORS: ErrorShape = tgi_api.ADAPTER.errors
 
 
-@dataclass
-class ServerSettings:
-    """What the server allows.
+class ErrorShapes:
+    """The error shape of each request path: the shape of the adapter that serves it or whose prefix holds it."""
 
-    Attributes:
-        model_name: The model's name in requests (`model`) and responses; `/v1` requests naming another are 404.
-        api_key: When set, every endpoint but `/health` requires `Authorization: Bearer <api_key>`.
-        max_tokens_cap: The most tokens one choice may generate; larger `max_tokens`/`n_predict` are lowered to it.
-        max_choices: The most choices (`n`, `n_cmpl`, prompts × `n`) one request may ask for.
-        max_body_bytes: The largest request body accepted (413 above it).
-        cors_origins: Origins allowed by CORS; none (CORS off) by default.
-    """
+    def __init__(self, adapters: Sequence[Adapter], default: ErrorShape) -> None:
+        self._exact = {path: adapter.errors for adapter in adapters for path in adapter.paths}
+        self._prefixes = [(prefix, adapter.errors) for adapter in adapters for prefix in adapter.paths_under]
+        self._default = default
 
-    model_name: str
-    api_key: str | None = None
-    max_tokens_cap: int = DEFAULT_MAX_TOKENS_CAP
-    max_choices: int = 8
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    cors_origins: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Server:
-    """What the endpoints share: the engine, the model and tokenizer, the settings. `request.app.state.server`."""
-
-    engine: Any
-    model: Any
-    tokenizer: Any
-    settings: ServerSettings
-    created: int = field(default_factory=lambda: int(time.time()))
-
-    @property
-    def max_context(self) -> int:
-        return int(self.engine.max_context)
-
-    def capped(self, max_tokens: int | None, default: int) -> int:
-        """`max_tokens` (or `default` when unset or -1) lowered to the server's cap."""
-        wanted = default if max_tokens is None or max_tokens < 0 else max_tokens
-        return min(wanted, self.settings.max_tokens_cap)
-
-    def check_model(self, name: str | None) -> None:
-        """Refuse a request naming a model this server does not serve (OpenAI's 404 `model_not_found`)."""
-        if name is not None and name != self.settings.model_name:
-            raise ServingError(
-                404,
-                f"The model `{name}` does not exist; this server serves `{self.settings.model_name}`",
-                param="model",
-                code="model_not_found",
-            )
-
-    def check_choices(self, count: int, param: str) -> None:
-        if count > self.settings.max_choices:
-            raise ServingError(
-                400,
-                f"{param} asks for {count} completions; this server allows {self.settings.max_choices}",
-                param=param,
-            )
-
-    def generation(
-        self,
-        prompt: Prompt,
-        *,
-        max_new_tokens: int,
-        sampling: SamplingParams,
-        stop: Sequence[str] = (),
-        time_limit_ms: int | None = None,
-    ) -> Callable[[], Generation]:
-        """What starts one choice of a request on this server's engine (for `start_all`)."""
-        return lambda: Generation(
-            self.engine,
-            self.tokenizer,
-            prompt,
-            max_new_tokens=max_new_tokens,
-            sampling=sampling,
-            stop=stop,
-            time_limit_ms=time_limit_ms,
-        )
-
-
-def server_of(request: Request) -> Server:
-    """The `Server` behind `request`."""
-    return request.app.state.server
-
-
-def sampling(temperature: float | None, top_p: float | None, top_k: int | None, seed: int | None) -> SamplingParams:
-    """Engine sampling settings; temperature 0 (or a nucleus of 0) is greedy."""
-    temperature = 1.0 if temperature is None else max(0.0, temperature)
-    top_p = 1.0 if top_p is None else top_p
-    if top_p <= 0:
-        temperature, top_p = 0.0, 1.0
-    return SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k or 0, seed=seed)
-
-
-def note_usage(request: Request, generations: Any) -> None:
-    """Record token counts for the access-log line of `request`."""
-    usage = request.scope.setdefault("state", {}).setdefault("codellama_usage", [0, 0, 0])
-    for generation in generations:
-        usage[0] += generation.prompt_tokens
-        usage[1] += generation.cached_tokens
-        usage[2] += generation.completion_tokens
-
-
-async def run_to_end(request: Request, generations: Sequence[Generation]) -> None:
-    """Run `generations` to the end for a non-streamed response (cancelled if the client leaves), counting usage."""
-    await run_all(request.receive, generations)
-    note_usage(request, generations)
+    def __call__(self, path: str) -> ErrorShape:
+        if path in self._exact:
+            return self._exact[path]
+        return next((shape for prefix, shape in self._prefixes if path.startswith(prefix)), self._default)
 
 
 # ------------------------------------------------------------------------------------------------ middleware
 class GuardMiddleware:
     """API key (constant-time), body size limit and the access-log line, as one pure ASGI layer."""
 
-    def __init__(self, app: ASGIApp, *, settings: ServerSettings) -> None:
+    def __init__(self, app: ASGIApp, *, settings: ServerSettings, shapes: ErrorShapes) -> None:
         self.app = app
         self.settings = settings
+        self.shapes = shapes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -169,7 +80,7 @@ class GuardMiddleware:
 
         refusal = self._refusal(scope)
         if refusal is not None:
-            await error_response(path, refusal)(scope, receive, logged_send)
+            await error_response(self.shapes(path), refusal)(scope, receive, logged_send)
             return
         limit = self.settings.max_body_bytes
         received = [0]
@@ -253,8 +164,6 @@ def create_app(
         prefix_cache_tokens: The engine's prefix-cache budget, in tokens.
         max_queue: Requests waiting for a slot before the server answers 503.
     """
-    from . import llamacpp_api, openai_api, tgi_api
-
     settings = ServerSettings(
         model_name=model_name,
         api_key=api_key,
@@ -266,7 +175,8 @@ def create_app(
     engine = Engine(
         model, tokenizer, max_batch_size=max_batch_size, prefix_cache_tokens=prefix_cache_tokens, max_queue=max_queue
     )
-    server = Server(engine=engine, model=model, tokenizer=tokenizer, settings=settings)
+    server = Server(engine=engine, tokenizer=tokenizer, model=ModelFacts.of(model, tokenizer), settings=settings)
+    shapes = ErrorShapes(ADAPTERS, DEFAULT_ERRORS)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -281,11 +191,11 @@ def create_app(
 
     @app.exception_handler(ServingError)
     async def _serving_error(request: Request, error: ServingError) -> Response:
-        return error_response(request.url.path, error)
+        return error_response(shapes(request.url.path), error)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> Response:
-        return error_response(request.url.path, validation_error(error.errors()))
+        return error_response(shapes(request.url.path), validation_error(error.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
@@ -294,22 +204,16 @@ def create_app(
             405: f"{request.method} is not allowed on {request.url.path}",
         }
         message = messages.get(error.status_code, str(error.detail))
-        return error_response(request.url.path, ServingError(error.status_code, message))
+        return error_response(shapes(request.url.path), ServingError(error.status_code, message))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Response:
         logger.exception("error while serving %s", request.url.path)
-        return error_response(request.url.path, ServingError(500, f"internal error: {type(error).__name__}"))
+        return error_response(shapes(request.url.path), ServingError(500, f"internal error: {type(error).__name__}"))
 
-    @app.get("/health")
-    async def health() -> JSONResponse:
-        """Ready (llama.vscode reads `status`)."""
-        return JSONResponse({"status": "ok"})
-
-    app.include_router(openai_api.router)
-    app.include_router(llamacpp_api.router)
-    app.include_router(tgi_api.router)
-    app.add_middleware(GuardMiddleware, settings=settings)
+    for adapter in ADAPTERS:
+        app.include_router(adapter.router)
+    app.add_middleware(GuardMiddleware, settings=settings, shapes=shapes)
     if settings.cors_origins:
         # Outermost, so preflight requests are answered before the API key is asked for.
         app.add_middleware(
@@ -321,4 +225,4 @@ def create_app(
     return app
 
 
-__all__ = ["Server", "ServerSettings", "create_app", "note_usage", "sampling", "server_of"]
+__all__ = ["ADAPTERS", "ErrorShapes", "GuardMiddleware", "create_app"]

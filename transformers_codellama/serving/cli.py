@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS_CAP
+from .context import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS_CAP
 
 API_KEY_ENV = "CODELLAMA_SERVE_API_KEY"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -38,8 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", choices=DTYPES, default="auto", help="weights dtype (default: the checkpoint's)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument(
-        "--max-tokens", type=int, default=DEFAULT_MAX_TOKENS_CAP, help="cap on max_tokens/n_predict per completion"
+        "--max-tokens-cap",
+        type=int,
+        default=DEFAULT_MAX_TOKENS_CAP,
+        help="the most tokens one completion may generate; larger max_tokens/n_predict/max_new_tokens are lowered to it",
     )
+    # The old spelling, which read as a default rather than a cap: still accepted, with a note on stderr.
+    parser.add_argument("--max-tokens", type=int, dest="deprecated_max_tokens", help=argparse.SUPPRESS)
     parser.add_argument("--max-batch-size", type=int, default=8, help="requests decoded together")
     parser.add_argument("--prefix-cache-tokens", type=int, default=16384, help="prompt-state cache budget, in tokens")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest request body")
@@ -53,10 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Load the model and tokenizer, build the app and run it with uvicorn until interrupted."""
     args = build_parser().parse_args(argv)
+    cap_flag = "--max-tokens-cap"
+    if args.deprecated_max_tokens is not None:
+        print("codellama-serve: note: --max-tokens is deprecated; use --max-tokens-cap", file=sys.stderr)
+        cap_flag, args.max_tokens_cap = "--max-tokens", args.deprecated_max_tokens
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     for name, value in (
         ("--port", args.port),
-        ("--max-tokens", args.max_tokens),
+        (cap_flag, args.max_tokens_cap),
         ("--max-batch-size", args.max_batch_size),
     ):
         if value < (0 if name == "--port" else 1):
@@ -90,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tokenizer,
         model_name=args.model_name or args.model,
         api_key=api_key,
-        max_tokens_cap=args.max_tokens,
+        max_tokens_cap=args.max_tokens_cap,
         max_body_bytes=args.max_body_bytes,
         cors_origins=args.cors_origin,
         max_batch_size=args.max_batch_size,
@@ -99,7 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = args.model_name or args.model
     dtype_name = str(next(model.parameters()).dtype).removeprefix("torch.")
 
-    class Server(uvicorn.Server):
+    class AnnouncingServer(uvicorn.Server):
+        """uvicorn's server, printing the start-up line once it listens."""
+
         async def startup(self, sockets: list | None = None) -> None:
             await super().startup(sockets=sockets)
             if self.started:
@@ -110,7 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     flush=True,
                 )
 
-    server = Server(uvicorn.Config(app, host=args.host, port=args.port, access_log=False, log_level=args.log_level))
+    server = AnnouncingServer(
+        uvicorn.Config(app, host=args.host, port=args.port, access_log=False, log_level=args.log_level)
+    )
     server.run()
     return 0
 

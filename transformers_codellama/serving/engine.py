@@ -31,53 +31,25 @@ import logging
 import threading
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from transformers import DynamicCache
 
 from .batch import DecodeBatch, cache_from, forward, state_of
+from .engine_api import CANCELLED, ERROR, LENGTH, STOP, EngineBusy, EngineError, EngineRequest, FinishReason
 from .prefix_cache import KeyValues, PrefixCache
 from .sampling import SamplingParams, TokenChooser
 
 logger = logging.getLogger(__name__)
-
-STOP, LENGTH, CANCELLED, ERROR = "stop", "length", "cancelled", "error"
-
-
-class EngineBusy(RuntimeError):
-    """The engine's queue of waiting requests is full; try again later."""
-
-
-class EngineError(RuntimeError):
-    """A request failed inside the engine (raised from its stream's iterator); other requests go on."""
-
-
-@dataclass(frozen=True)
-class EngineRequest:
-    """One generation request, in token ids.
-
-    Attributes:
-        prompt_ids: the complete prompt, BOS and infilling layout included (built by the caller).
-        max_new_tokens: at most this many tokens are generated; 0 only prefills the prompt (a cache warm-up) and
-            finishes at once with reason "length".
-        stop_ids: generation ends when one of these is generated (it is not yielded); see
-            `transformers_codellama.stopping.stop_ids`.
-        sampling: greedy by default; see `SamplingParams`.
-    """
-
-    prompt_ids: list[int]
-    max_new_tokens: int
-    stop_ids: tuple[int, ...]
-    sampling: SamplingParams = field(default_factory=SamplingParams)
 
 
 @dataclass(frozen=True)
 class _End:
     """The last item of a stream's queue: why it ended."""
 
-    reason: str
+    reason: FinishReason
     stop_id: int | None = None
     error: BaseException | None = None
 
@@ -95,7 +67,7 @@ class EngineStream:
         self.request = request
         self.prompt_tokens = len(request.prompt_ids)
         self.cached_tokens = 0
-        self.finish_reason: str | None = None
+        self.finish_reason: FinishReason | None = None
         self.stop_id: int | None = None
         self._engine = engine
         self._loop = loop

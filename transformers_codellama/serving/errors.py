@@ -8,18 +8,18 @@ Every endpoint family speaks the error shape its clients parse:
 * TGI (`/`, `/generate`, `/generate_stream`, `/info`): `{"error": str, "error_type": str}`; huggingface_hub types
   its exceptions by `error_type`.
 
-Handlers raise `ServingError`; `error_response` renders it for the request's path, so no handler builds an error
-body itself.
+Handlers raise `ServingError`; the app renders it with the `ErrorShape` of the adapter whose route the request
+took (`error_response`), so no handler builds an error body itself. The shared layers name the request fields in
+their errors through `Fields`, which each adapter fills with its protocol's own spelling.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.responses import JSONResponse
-
-OPENAI, LLAMACPP, TGI = "openai", "llamacpp", "tgi"
 
 _OPENAI_TYPES = {401: "invalid_request_error", 403: "permission_error", 429: "rate_limit_error"}
 _LLAMACPP_TYPES = {
@@ -63,40 +63,73 @@ class ServingError(Exception):
         self.extra = extra or {}
 
 
-def family_of(path: str) -> str:
-    """The protocol family whose error shape a request to `path` gets."""
-    if path.startswith("/v1/"):
-        return OPENAI
-    if path in ("/infill", "/health"):
-        return LLAMACPP
-    return TGI
+@dataclass(frozen=True)
+class Fields:
+    """How a protocol spells the request fields that the shared layers name in their errors (`param` and messages).
+
+    The defaults are the generic names (OpenAI's); each adapter passes its own, e.g. llama.cpp's `input_prefix`,
+    `input_suffix` and `n_predict`.
+
+    Attributes:
+        prompt: The text that is completed, or the prefix of an infilling request.
+        suffix: The text after the middle (the prompt field again where the protocol marks it inside the prompt).
+        max_tokens: The cap on generated tokens.
+    """
+
+    prompt: str = "prompt"
+    suffix: str = "suffix"
+    max_tokens: str = "max_tokens"
 
 
-def error_body(family: str, error: ServingError) -> dict[str, Any]:
-    """The JSON body of `error` in `family`'s shape."""
-    if family == OPENAI:
+GENERIC_FIELDS = Fields()
+
+
+class ErrorShape:
+    """How one protocol family renders a `ServingError`: its HTTP status and its JSON body."""
+
+    def status(self, error: ServingError) -> int:
+        return error.status
+
+    def body(self, error: ServingError) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class OpenAIErrors(ErrorShape):
+    """`{"error": {"message", "type", "param", "code"}}`."""
+
+    def body(self, error: ServingError) -> dict[str, Any]:
         kind = _OPENAI_TYPES.get(error.status, "server_error" if error.status >= 500 else "invalid_request_error")
         return {"error": {"message": error.message, "type": kind, "param": error.param, "code": error.code}}
-    if family == LLAMACPP:
+
+
+class LlamaCppErrors(ErrorShape):
+    """`{"error": {"code": <status>, "message", "type", ...extra}}`."""
+
+    def body(self, error: ServingError) -> dict[str, Any]:
         kind = _LLAMACPP_TYPES.get(error.status, "server_error")
         if error.code == "context_length_exceeded":
             kind = "exceed_context_size_error"
         return {"error": {"code": error.status, "message": error.message, "type": kind, **error.extra}}
-    kind = _TGI_TYPES.get(error.status, "validation" if error.status < 500 else "generation")
-    return {"error": error.message, "error_type": kind}
 
 
-def tgi_status(status: int) -> int:
-    """TGI answers every invalid request with 422 (its `validation` type); other statuses pass through."""
-    return 422 if status == 400 else status
+class TgiErrors(ErrorShape):
+    """`{"error": str, "error_type": str}`; every invalid request is a 422 (TGI's `validation` type)."""
+
+    def status(self, error: ServingError) -> int:
+        return 422 if error.status == 400 else error.status
+
+    def body(self, error: ServingError) -> dict[str, Any]:
+        kind = _TGI_TYPES.get(error.status, "validation" if error.status < 500 else "generation")
+        return {"error": error.message, "error_type": kind}
 
 
-def error_response(path: str, error: ServingError) -> JSONResponse:
-    """`error` as the HTTP response a client of `path` expects."""
-    family = family_of(path)
-    status = tgi_status(error.status) if family == TGI else error.status
+OPENAI, LLAMACPP, TGI = OpenAIErrors(), LlamaCppErrors(), TgiErrors()
+
+
+def error_response(shape: ErrorShape, error: ServingError) -> JSONResponse:
+    """`error` as the HTTP response a client speaking `shape`'s protocol expects."""
     headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-    return JSONResponse(error_body(family, error), status_code=status, headers=headers)
+    return JSONResponse(shape.body(error), status_code=shape.status(error), headers=headers)
 
 
 def validation_error(errors: Sequence[Any]) -> ServingError:
@@ -126,13 +159,16 @@ def _is_type_tag(part: object) -> bool:
 
 
 __all__ = [
+    "GENERIC_FIELDS",
     "LLAMACPP",
     "OPENAI",
     "TGI",
+    "ErrorShape",
+    "Fields",
+    "LlamaCppErrors",
+    "OpenAIErrors",
     "ServingError",
-    "error_body",
+    "TgiErrors",
     "error_response",
-    "family_of",
-    "tgi_status",
     "validation_error",
 ]

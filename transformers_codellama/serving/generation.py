@@ -1,8 +1,9 @@
 """One choice of one request: a prompt submitted to the engine, its ids turned into text, and why it ended.
 
 Every endpoint goes through `Generation`: it builds the `EngineRequest` (stop ids by mode, sampling), maps the
-engine's refusals to 4xx/503, decodes the ids incrementally (`TextStream`), applies stop strings and llama.cpp's
-`t_max_predict_ms` by closing the engine stream, and records counts and timings. `watch_disconnect` cancels
+engine's refusals to 4xx/503, decodes the ids incrementally (`TextStream`), applies stop strings and a time limit
+(llama.cpp's `t_max_predict_ms`) by closing the engine stream, and records counts and timings. It talks to the engine
+only through `engine_api`, so any engine satisfying `engine_api.Engine` can stand behind it. `watch_disconnect` cancels
 generations whose client went away, so an abandoned request leaves the batch within one decoding step.
 """
 
@@ -17,14 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.responses import StreamingResponse
+from starlette.types import Receive
 
 from ..stopping import CHAT, stop_ids
-from .engine import EngineBusy, EngineRequest, SamplingParams
-from .errors import ServingError
+from .engine_api import LENGTH, STOP, Engine, EngineBusy, EngineRequest, FinishReason, Tokenizer
+from .errors import GENERIC_FIELDS, Fields, ServingError
 from .prompts import Prompt
+from .sampling import SamplingParams
 from .text_stream import TextStream
 
-STOP, LENGTH, CANCELLED = "stop", "length", "cancelled"
 HELD_TEXT = -1  # `Delta.token_id` of the text held back until generation ended (no id of its own)
 
 
@@ -49,8 +51,9 @@ class Generation:
         max_new_tokens: The most ids to generate (0: prefill only).
         sampling: Temperature, top-p/top-k and seed.
         stop: Stop strings; the text ends before the first one.
-        time_limit_ms: llama.cpp's `t_max_predict_ms`: stop once this long has passed since the first id and a
-            newline was generated.
+        time_limit_ms: Stop once this long has passed since the first id and a newline was generated (llama.cpp's
+            `t_max_predict_ms`).
+        fields: The request's field names, for the refusal of a budget the engine cannot run.
 
     Raises:
         ServingError: The engine refused the request (400) or its queue is full (503).
@@ -58,14 +61,15 @@ class Generation:
 
     def __init__(
         self,
-        engine: Any,
-        tokenizer: Any,
+        engine: Engine,
+        tokenizer: Tokenizer,
         prompt: Prompt,
         *,
         max_new_tokens: int,
         sampling: SamplingParams,
         stop: Sequence[str] = (),
         time_limit_ms: int | None = None,
+        fields: Fields = GENERIC_FIELDS,
     ) -> None:
         self.prompt = prompt
         self.sampling = sampling
@@ -75,7 +79,7 @@ class Generation:
         self._started = time.perf_counter()
         self.first_token_at: float | None = None
         self.finished_at: float | None = None
-        self.finish_reason: str | None = None
+        self.finish_reason: FinishReason | None = None
         self.stop_id: int | None = None
         self.hit_time_limit = False
         request = EngineRequest(
@@ -89,7 +93,7 @@ class Generation:
         except EngineBusy as error:
             raise ServingError(503, f"the server is busy: {error}", code="server_overloaded") from None
         except ValueError as error:
-            raise ServingError(400, str(error), param="max_tokens") from None
+            raise ServingError(400, str(error), param=fields.max_tokens) from None
 
     # ------------------------------------------------------------------------------------------------ results
     @property
@@ -114,7 +118,7 @@ class Generation:
     @property
     def cached_tokens(self) -> int:
         """Prompt ids whose state came from the engine's prefix cache."""
-        return int(getattr(self._stream, "cached_tokens", 0) or 0)
+        return self._stream.cached_tokens
 
     @property
     def completion_tokens(self) -> int:
@@ -132,15 +136,6 @@ class Generation:
         if self.first_token_at is None:
             return 0.0
         return (self.finished_at or time.perf_counter()) - self.first_token_at
-
-    @property
-    def stopped_by(self) -> str:
-        """llama.cpp's `stop_type`: `eos` (a stop id), `word` (a stop string), `limit` (a length or time limit)."""
-        if self.stop_string is not None:
-            return "word"
-        if self.finish_reason == STOP:
-            return "eos"
-        return "limit" if self.finish_reason == LENGTH else "none"
 
     # ------------------------------------------------------------------------------------------------ running
     def cancel(self) -> None:
@@ -211,7 +206,7 @@ def event_stream(events: AsyncIterator[str]) -> StreamingResponse:
 
 
 @contextlib.asynccontextmanager
-async def watch_disconnect(receive: Any, generations: Iterable[Generation]) -> AsyncIterator[None]:
+async def watch_disconnect(receive: Receive, generations: Iterable[Generation]) -> AsyncIterator[None]:
     """While the block runs, cancel `generations` as soon as the client disconnects (`receive` is the ASGI one)."""
     targets = list(generations)
 
@@ -232,7 +227,7 @@ async def watch_disconnect(receive: Any, generations: Iterable[Generation]) -> A
             await watcher
 
 
-async def run_all(receive: Any, generations: Sequence[Generation]) -> list[Generation]:
+async def run_all(receive: Receive, generations: Sequence[Generation]) -> list[Generation]:
     """Run `generations` concurrently to the end (non-streamed responses), cancelling them if the client leaves."""
     async with watch_disconnect(receive, generations):
         return list(await asyncio.gather(*(generation.run() for generation in generations)))
@@ -273,10 +268,7 @@ async def merged(generations: Sequence[Generation]) -> AsyncIterator[tuple[int, 
 
 
 __all__ = [
-    "CANCELLED",
     "HELD_TEXT",
-    "LENGTH",
-    "STOP",
     "Delta",
     "Generation",
     "event_stream",

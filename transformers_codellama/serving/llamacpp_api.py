@@ -4,25 +4,38 @@ The prompt is Meta's infilling layout of `prefix = extra context + input_prefix 
 (llama.cpp appends `prompt` to the prefix too; `input_extra` is laid out by `prompts.extra_context`), cut to the
 infilling budget. `n_predict: 0` only evaluates the prompt (the editors' cache warm-up request); `-1` or no value
 generates up to the server's cap. `n_cmpl` > 1 answers a JSON array. Streams send one partial object per generated
-id, then the final object with `stop: true`, and no `[DONE]` (as llama.cpp).
+id, then the final object with `stop: true`, and no `[DONE]` (as llama.cpp). `GET /health` is llama.cpp's too
+(llama.vscode reads its `status`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Sequence
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from .app import Server, note_usage, run_to_end, sampling, server_of
-from .errors import LLAMACPP, ServingError, error_body
-from .generation import HELD_TEXT, Generation, event_stream, merged, sse_event, start_all, watch_disconnect
-from .prompts import Prompt, check_can_infill, extra_context, infilling_prompt
-from .protocol import InfillRequest, unsupported_fields
+from .adapter import Adapter, infilling, refuse_unsupported, streamed
+from .context import Server, run_to_end, sampling_params, server_of
+from .errors import LLAMACPP, Fields
+from .generation import HELD_TEXT, Generation, merged, sse_event, start_all
+from .prompts import Prompt, extra_context
+from .protocol import InfillRequest
 
 router = APIRouter()
+ADAPTER = Adapter(router, errors=LLAMACPP)
 SAMPLERS = ["top_k", "top_p", "temperature"]  # the order the engine applies them in
+BUDGET_FIELDS = ("n_predict", "max_tokens", "max_completion_tokens")  # llama.cpp's aliases, first set wins
+
+
+def _stop_type(generation: Generation) -> Literal["none", "eos", "word", "limit"]:
+    """llama.cpp's `stop_type`: `eos` (a stop id), `word` (a stop string), `limit` (a length or time limit)."""
+    if generation.stop_string is not None:
+        return "word"
+    if generation.finish_reason == "stop":
+        return "eos"
+    return "limit" if generation.finish_reason == "length" else "none"
 
 
 def _timings(generation: Generation) -> dict[str, Any]:
@@ -70,7 +83,7 @@ def _final(server: Server, body: InfillRequest, index: int, generation: Generati
         "prompt": server.tokenizer.decode(generation.prompt.ids),
         "has_new_line": "\n" in generation.text,
         "truncated": generation.prompt.truncated,
-        "stop_type": generation.stopped_by,
+        "stop_type": _stop_type(generation),
         "stopping_word": generation.stop_string or "",
         "tokens_cached": generation.cached_tokens,
         "timings": _timings(generation),
@@ -93,37 +106,41 @@ def _only(fields: Sequence[str] | None, result: dict[str, Any]) -> dict[str, Any
     return kept
 
 
-def infill_prompt(server: Server, body: InfillRequest, max_new_tokens: int) -> Prompt:
-    check_can_infill(server.model, server.tokenizer)
+def _fields(body: InfillRequest) -> Fields:
+    """The request's field names, with the budget field it actually sent (`n_predict` or an alias)."""
+    sent = next((name for name in BUDGET_FIELDS if getattr(body, name) is not None), BUDGET_FIELDS[0])
+    return Fields(prompt="input_prefix", suffix="input_suffix", max_tokens=sent)
+
+
+def _prompt(server: Server, body: InfillRequest, max_new_tokens: int, fields: Fields) -> Prompt:
+    """The infilling prompt of `input_extra` + `input_prefix` + `prompt` before `input_suffix`."""
     chunks = [{"filename": chunk.filename, "text": chunk.text} for chunk in body.input_extra]
     prefix = extra_context(chunks) + body.input_prefix + body.prompt
-    try:
-        return infilling_prompt(
-            server.tokenizer, prefix, body.input_suffix, max_context=server.max_context, max_new_tokens=max_new_tokens
-        )
-    except ValueError as error:
-        raise ServingError(400, f"input_prefix: {error}", param="input_prefix") from None
+    return infilling(server, prefix, body.input_suffix, max_new_tokens=max_new_tokens, fields=fields)
 
 
 @router.post("/infill", response_model=None)
 async def infill(body: InfillRequest, request: Request) -> Response:
     """Fill in the middle between `input_prefix` (+ `prompt`) and `input_suffix`."""
     server = server_of(request)
-    refused = unsupported_fields(body, body.NEUTRAL)
-    if refused:
-        raise ServingError(400, f"{refused[0]} is not supported by this server", param=refused[0])
-    requested = next((v for v in (body.n_predict, body.max_tokens, body.max_completion_tokens) if v is not None), None)
-    max_new_tokens = server.capped(requested, server.settings.max_tokens_cap)
-    prompt = infill_prompt(server, body, max_new_tokens)
+    refuse_unsupported(body, body.NEUTRAL)
+    fields = _fields(body)
+    max_new_tokens = server.capped(getattr(body, fields.max_tokens), server.settings.max_tokens_cap)
+    prompt = _prompt(server, body, max_new_tokens, fields)
     count = body.n_cmpl or body.n or 1
-    server.check_choices(count, "n_cmpl")
+    server.check_choices(count, "n_cmpl" if body.n_cmpl is not None or body.n is None else "n")
     seed = None if body.seed < 0 else body.seed
     temperature = max(body.temperature, 0.0)
 
-    def factory(choice: int) -> Any:
-        params = sampling(temperature, body.top_p, body.top_k, None if seed is None else seed + choice)
+    def factory(choice: int) -> Callable[[], Generation]:
+        params = sampling_params(temperature, body.top_p, body.top_k, None if seed is None else seed + choice)
         return server.generation(
-            prompt, max_new_tokens=max_new_tokens, sampling=params, stop=body.stop, time_limit_ms=body.t_max_predict_ms
+            prompt,
+            max_new_tokens=max_new_tokens,
+            sampling=params,
+            stop=body.stop,
+            time_limit_ms=body.t_max_predict_ms,
+            fields=fields,
         )
 
     generations = start_all([factory(choice) for choice in range(count)])
@@ -136,33 +153,32 @@ async def infill(body: InfillRequest, request: Request) -> Response:
         ]
         return JSONResponse(results if count > 1 else results[0])
 
-    async def events() -> AsyncIterator[str]:
-        async with watch_disconnect(request.receive, generations):
-            try:
-                async for index, delta in merged(generations):
-                    generation = generations[index]
-                    if not delta.text and delta.token_id == HELD_TEXT:
-                        continue
-                    yield sse_event(
-                        {
-                            "index": index,
-                            "content": delta.text,
-                            "tokens": [] if delta.token_id == HELD_TEXT else [delta.token_id],
-                            "stop": False,
-                            "id_slot": max(body.id_slot, 0),
-                            "tokens_predicted": generation.completion_tokens,
-                            "tokens_evaluated": generation.prompt_tokens,
-                        }
-                    )
-                note_usage(request, generations)
-                for index, generation in enumerate(generations):
-                    yield sse_event(_final(server, body, index, generation, streamed=True))
-            except ServingError as error:
-                yield sse_event(error_body(LLAMACPP, error))
-            except Exception as error:  # the engine failed this request: tell the client, keep serving others
-                yield sse_event(error_body(LLAMACPP, ServingError(500, f"generation failed: {error}")))
+    async def events() -> AsyncGenerator[str, None]:
+        async for index, delta in merged(generations):
+            generation = generations[index]
+            if not delta.text and delta.token_id == HELD_TEXT:
+                continue
+            yield sse_event(
+                {
+                    "index": index,
+                    "content": delta.text,
+                    "tokens": [] if delta.token_id == HELD_TEXT else [delta.token_id],
+                    "stop": False,
+                    "id_slot": max(body.id_slot, 0),
+                    "tokens_predicted": generation.completion_tokens,
+                    "tokens_evaluated": generation.prompt_tokens,
+                }
+            )
+        for index, generation in enumerate(generations):
+            yield sse_event(_final(server, body, index, generation, streamed=True))
 
-    return event_stream(events())
+    return streamed(request, generations, events(), errors=LLAMACPP)
 
 
-__all__ = ["router"]
+@router.get("/health")
+async def health() -> JSONResponse:
+    """Ready (llama.vscode reads `status`)."""
+    return JSONResponse({"status": "ok"})
+
+
+__all__ = ["ADAPTER", "router"]

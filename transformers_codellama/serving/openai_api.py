@@ -11,24 +11,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Sequence
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from .app import Server, note_usage, run_to_end, sampling, server_of
-from .errors import OPENAI, ServingError, error_body
-from .generation import Generation, event_stream, merged, sse_event, start_all, watch_disconnect
-from .prompts import (
-    Prompt,
-    chat_prompt,
-    check_can_infill,
-    check_fits,
-    completion_prompt,
-    infilling_prompt,
-    split_infilling,
-)
+from .adapter import Adapter, refuse_unsupported, streamed, text_prompt
+from .context import Server, run_to_end, sampling_params, server_of
+from .errors import OPENAI, Fields, ServingError
+from .generation import Generation, merged, sse_event, start_all
+from .prompts import Prompt, chat_prompt, check_fits
 from .protocol import (
     ChatChoice,
     ChatChunkChoice,
@@ -44,11 +37,12 @@ from .protocol import (
     ModelList,
     PromptTokensDetails,
     Usage,
-    unsupported_fields,
 )
 
 router = APIRouter()
+ADAPTER = Adapter(router, errors=OPENAI, paths_under=("/v1/",))
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for completions
+COMPLETION_FIELDS = Fields(prompt="prompt", suffix="suffix", max_tokens="max_tokens")
 
 
 def body_of(payload: Any) -> dict[str, Any]:
@@ -64,13 +58,6 @@ def sse(payload: Any) -> str:
     return sse_event(body_of(payload) if hasattr(payload, "model_dump") else payload)
 
 
-def refuse_unsupported(request: Any) -> None:
-    """A 400 naming the first OpenAI field set to a value this server does not implement."""
-    fields = unsupported_fields(request, request.NEUTRAL)
-    if fields:
-        raise ServingError(400, f"{fields[0]} is not supported by this server", param=fields[0])
-
-
 def usage_of(generations: Sequence[Generation]) -> Usage:
     prompt = sum(generation.prompt_tokens for generation in generations)
     completion = sum(generation.completion_tokens for generation in generations)
@@ -84,38 +71,31 @@ def usage_of(generations: Sequence[Generation]) -> Usage:
 
 
 async def openai_events(
-    request: Request,
     generations: list[Generation],
     *,
     opening: Callable[[int, Generation], str | None],
     delta: Callable[[int, str], str],
     closing: Callable[[int, Generation], str],
     usage: Callable[[Usage], str] | None,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """An OpenAI stream of `generations` (completions and chat alike): each choice's opening chunk (if any), the text
     deltas as they come, each choice's closing chunk with its finish reason, the usage chunk when asked for, then
-    `[DONE]`. An error ends the stream as an OpenAI error event; the server goes on serving."""
-    async with watch_disconnect(request.receive, generations):
-        try:
-            for index, generation in enumerate(generations):
-                if (first := opening(index, generation)) is not None:
-                    yield first
-            async for index, piece in merged(generations):
-                if piece.text:
-                    yield delta(index, piece.text)
-            for index, generation in enumerate(generations):
-                yield closing(index, generation)
-            note_usage(request, generations)
-            if usage is not None:
-                yield usage(usage_of(generations))
-            yield "data: [DONE]\n\n"
-        except ServingError as error:
-            yield sse(error_body(OPENAI, error))
-        except Exception as error:  # the engine failed this request: tell the client, keep serving others
-            yield sse(error_body(OPENAI, ServingError(500, f"generation failed: {error}")))
+    `[DONE]` (`adapter.streamed` adds the error tail)."""
+    for index, generation in enumerate(generations):
+        if (first := opening(index, generation)) is not None:
+            yield first
+    async for index, piece in merged(generations):
+        if piece.text:
+            yield delta(index, piece.text)
+    for index, generation in enumerate(generations):
+        yield closing(index, generation)
+    if usage is not None:
+        yield usage(usage_of(generations))
+    yield "data: [DONE]\n\n"
 
 
-def finish_reason(generation: Generation) -> str:
+def finish_reason(generation: Generation) -> Literal["stop", "length"]:
+    """OpenAI's `finish_reason`: `stop` when a stop id or string ended the choice, else `length`."""
     return "stop" if generation.finish_reason == "stop" else "length"
 
 
@@ -129,27 +109,10 @@ def completion_prompts(server: Server, body: CompletionRequest, max_new_tokens: 
     texts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
     if not texts:
         raise ServingError(400, "prompt must not be an empty list", param="prompt")
-    prompts = []
-    for text in texts:
-        parts = (text, body.suffix) if body.suffix is not None else split_infilling(text)
-        if parts is None:
-            prompts.append(
-                completion_prompt(server.tokenizer, text, max_context=server.max_context, max_new_tokens=max_new_tokens)
-            )
-            continue
-        check_can_infill(server.model, server.tokenizer)
-        try:
-            prompt = infilling_prompt(
-                server.tokenizer,
-                *parts,
-                max_context=server.max_context,
-                max_new_tokens=max_new_tokens,
-                text=text,
-            )
-        except ValueError as error:
-            raise ServingError(400, f"prompt: {error}", param="prompt") from None
-        prompts.append(prompt)
-    return prompts
+    return [
+        text_prompt(server, text, suffix=body.suffix, max_new_tokens=max_new_tokens, fields=COMPLETION_FIELDS)
+        for text in texts
+    ]
 
 
 @router.post("/v1/completions", response_model=None)
@@ -157,7 +120,7 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     """OpenAI completions; fill-in-the-middle with `suffix` or an editor template prompt."""
     server = server_of(request)
     server.check_model(body.model)
-    refuse_unsupported(body)
+    refuse_unsupported(body, body.NEUTRAL)
     max_new_tokens = server.capped(body.max_tokens, DEFAULT_MAX_TOKENS)
     prompts = completion_prompts(server, body, max_new_tokens)
     server.check_choices(len(prompts) * body.n, "n")
@@ -165,8 +128,10 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
 
     def factory(prompt: Prompt, choice: int) -> Callable[[], Generation]:
         seed = None if body.seed is None else body.seed + choice
-        params = sampling(body.temperature, body.top_p, None, seed)
-        return server.generation(prompt, max_new_tokens=max_new_tokens, sampling=params, stop=stops)
+        params = sampling_params(body.temperature, body.top_p, None, seed)
+        return server.generation(
+            prompt, max_new_tokens=max_new_tokens, sampling=params, stop=stops, fields=COMPLETION_FIELDS
+        )
 
     generations = start_all([factory(prompt, choice) for prompt in prompts for choice in range(body.n)])
     identity: dict[str, Any] = {
@@ -182,7 +147,7 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
             CompletionChoice(
                 index=index,
                 text=(generation.prompt.text if body.echo else "") + generation.text,
-                finish_reason=finish_reason(generation),  # type: ignore[arg-type]
+                finish_reason=finish_reason(generation),
             )
             for index, generation in enumerate(generations)
         ]
@@ -192,19 +157,21 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
-    def chunk(index: int, text: str, reason: str | None) -> str:
-        choice = CompletionChoice(index=index, text=text, finish_reason=reason)  # type: ignore[arg-type]
+    def chunk(index: int, text: str, reason: Literal["stop", "length"] | None) -> str:
+        choice = CompletionChoice(index=index, text=text, finish_reason=reason)
         return sse(Completion(**identity, choices=[choice], truncated=truncated))
 
-    return event_stream(
+    return streamed(
+        request,
+        generations,
         openai_events(
-            request,
             generations,
             opening=lambda index, generation: chunk(index, generation.prompt.text, None) if body.echo else None,
             delta=lambda index, text: chunk(index, text, None),
             closing=lambda index, generation: chunk(index, "", finish_reason(generation)),
             usage=(lambda usage: sse(Completion(**identity, choices=[], usage=usage))) if include_usage else None,
-        )
+        ),
+        errors=OPENAI,
     )
 
 
@@ -214,19 +181,21 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     """Chat with a Code Llama - Instruct checkpoint through its exact chat template."""
     server = server_of(request)
     server.check_model(body.model)
-    refuse_unsupported(body)
+    refuse_unsupported(body, body.NEUTRAL)
     messages = [{"role": message.role, "content": message.text()} for message in body.messages]
-    prompt = chat_prompt(server.tokenizer, messages, max_context=server.max_context, max_new_tokens=0)
+    wanted_field = "max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens"
+    fields = Fields(prompt="messages", suffix="messages", max_tokens=wanted_field)
+    prompt = chat_prompt(server.tokenizer, messages, max_context=server.max_context, max_new_tokens=0, fields=fields)
     wanted = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
     max_new_tokens = server.capped(wanted, server.max_context - len(prompt.ids))
-    check_fits(len(prompt.ids), max_new_tokens, server.max_context, param="messages")
+    check_fits(len(prompt.ids), max_new_tokens, server.max_context, fields=fields)
     server.check_choices(body.n, "n")
     stops = stop_list(body.stop)
 
     def factory(choice: int) -> Callable[[], Generation]:
         seed = None if body.seed is None else body.seed + choice
-        params = sampling(body.temperature, body.top_p, None, seed)
-        return server.generation(prompt, max_new_tokens=max_new_tokens, sampling=params, stop=stops)
+        params = sampling_params(body.temperature, body.top_p, None, seed)
+        return server.generation(prompt, max_new_tokens=max_new_tokens, sampling=params, stop=stops, fields=fields)
 
     generations = start_all([factory(choice) for choice in range(body.n)])
     identity: dict[str, Any] = {
@@ -241,7 +210,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
             ChatChoice(
                 index=index,
                 message=ChatMessageOut(content=generation.text),
-                finish_reason=finish_reason(generation),  # type: ignore[arg-type]
+                finish_reason=finish_reason(generation),
             )
             for index, generation in enumerate(generations)
         ]
@@ -249,13 +218,14 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
-    def chunk(index: int, delta: ChatDelta, reason: str | None = None) -> str:
-        choice = ChatChunkChoice(index=index, delta=delta, finish_reason=reason)  # type: ignore[arg-type]
+    def chunk(index: int, delta: ChatDelta, reason: Literal["stop", "length"] | None = None) -> str:
+        choice = ChatChunkChoice(index=index, delta=delta, finish_reason=reason)
         return sse(ChatCompletionChunk(**identity, choices=[choice]))
 
-    return event_stream(
+    return streamed(
+        request,
+        generations,
         openai_events(
-            request,
             generations,
             opening=lambda index, _: chunk(index, ChatDelta(role="assistant", content="")),
             delta=lambda index, text: chunk(index, ChatDelta(content=text)),
@@ -263,7 +233,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
             usage=(lambda usage: sse(ChatCompletionChunk(**identity, choices=[], usage=usage)))
             if include_usage
             else None,
-        )
+        ),
+        errors=OPENAI,
     )
 
 
@@ -276,4 +247,4 @@ async def models(request: Request) -> Response:
     return JSONResponse(ModelList(data=cards).model_dump())
 
 
-__all__ = ["router"]
+__all__ = ["ADAPTER", "router"]

@@ -12,6 +12,8 @@ The infilling budget: a prompt and its `max_new_tokens` must fit the model's con
 is cut from its start and the suffix from its end: the suffix keeps up to a quarter of the room for text (more when
 the prefix is shorter), the prefix keeps the rest. Cuts are made on the text and re-encoded, so a cut prompt is still
 exactly Meta's layout of the text it holds.
+
+Errors name the request's fields as the client's protocol spells them (`Fields`, the generic names by default).
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..infilling import FILL_TOKEN, split_fill_marker
+from ..infilling import FILL_TOKEN, layout_length, nolead_ids, split_fill_marker
 from ..stopping import CHAT, COMPLETE, INFILL
-from .errors import ServingError
+from .engine_api import Tokenizer
+from .errors import GENERIC_FIELDS, Fields, ServingError
 
 TEMPLATE_PREFIX, TEMPLATE_SUFFIX, TEMPLATE_MIDDLE = "<PRE>", "<SUF>", "<MID>"
-# Control tokens around the text of an infilling prompt: BOS, ▁<PRE>, ▁<SUF>, ▁<MID>.
-INFILL_CONTROL_TOKENS = 4
+CHAT_FIELDS = Fields(prompt="messages", suffix="messages")  # a chat request's prompt is its messages
 # The share of the text budget the suffix may always keep (llama.cpp keeps a quarter of its batch for it too).
 SUFFIX_SHARE = 4
 
@@ -53,7 +55,7 @@ class Prompt:
     suffix: str = ""
 
 
-def parse_editor_template(text: str) -> tuple[str, str] | None:
+def parse_editor_template(text: str, *, fields: Fields = GENERIC_FIELDS) -> tuple[str, str] | None:
     """Split an editor's infilling template `<PRE> {prefix} <SUF>{suffix} <MID>` into `(prefix, suffix)`.
 
     A prompt is a template when it starts with `<PRE>`, ends with `<MID>` and holds exactly one `<SUF>` between them.
@@ -73,7 +75,7 @@ def parse_editor_template(text: str) -> tuple[str, str] | None:
             400,
             f"the prompt is an infilling template ({TEMPLATE_PREFIX}...{TEMPLATE_MIDDLE}) but holds "
             f"{body.count(TEMPLATE_SUFFIX)} {TEMPLATE_SUFFIX} markers; it takes exactly one",
-            param="prompt",
+            param=fields.prompt,
         )
     prefix, suffix = body.split(TEMPLATE_SUFFIX)
     prefix = prefix.removeprefix(" ").removesuffix(" ")
@@ -81,40 +83,27 @@ def parse_editor_template(text: str) -> tuple[str, str] | None:
     return prefix, suffix
 
 
-def split_infilling(text: str) -> tuple[str, str] | None:
+def split_infilling(text: str, *, fields: Fields = GENERIC_FIELDS) -> tuple[str, str] | None:
     """`(prefix, suffix)` of a prompt that asks for infilling (an editor template or `<FILL_ME>`), else None.
 
     Raises:
         ServingError: The prompt holds a malformed template or more than one `<FILL_ME>`.
     """
-    template = parse_editor_template(text)
+    template = parse_editor_template(text, fields=fields)
     if template is not None:
         return template
     try:
         return split_fill_marker(text, FILL_TOKEN)
     except ValueError as error:
-        raise ServingError(400, str(error), param="prompt") from None
+        raise ServingError(400, str(error), param=fields.prompt) from None
 
 
-def check_can_infill(model: Any, tokenizer: Any) -> None:
-    """Refuse infilling on models that were not trained for it (34B, Python) or tokenizers without its pieces."""
-    if not getattr(tokenizer, "supports_infilling", False) or not getattr(model.config, "supports_infilling", True):
-        raise ServingError(
-            400,
-            "this model cannot fill in the middle (Code Llama 34B and Python models were not trained for it); "
-            "send a prompt without a suffix",
-            param="suffix",
-            code="infilling_not_supported",
-        )
-
-
-def _plain_ids(tokenizer: Any, text: str) -> list[int]:
+def _plain_ids(tokenizer: Tokenizer, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def _suffix_ids(tokenizer: Any, suffix: str) -> list[int]:
-    # enc_nolead(suffix): the layout of an empty prefix holds exactly the suffix's ids between its control tokens.
-    return list(tokenizer("", suffix=suffix)["input_ids"])[3:-1]
+def _suffix_ids(tokenizer: Tokenizer, suffix: str) -> list[int]:
+    return nolead_ids(tokenizer, [suffix])[0]
 
 
 def infill_budget(prefix_tokens: int, suffix_tokens: int, room: int) -> tuple[int, int]:
@@ -146,26 +135,34 @@ def _longest_fitting(count: Callable[[int], int], length: int, limit: int, *, fr
 
 
 def infilling_prompt(
-    tokenizer: Any, prefix: str, suffix: str, *, max_context: int, max_new_tokens: int, text: str | None = None
+    tokenizer: Tokenizer,
+    prefix: str,
+    suffix: str,
+    *,
+    max_context: int,
+    max_new_tokens: int,
+    text: str | None = None,
+    fields: Fields = GENERIC_FIELDS,
 ) -> Prompt:
     """Meta's prefix-suffix-middle prompt for `prefix` and `suffix`, cut to the infilling budget if needed.
 
     Raises:
-        ServingError: `max_new_tokens` leaves no room for any text in the context.
+        ServingError: the prefix or suffix holds `<FILL_ME>`, or `max_new_tokens` leaves no room for any text in the
+            context.
     """
     if FILL_TOKEN in prefix + suffix:
         raise ServingError(
             400,
             f"an infilling prefix or suffix cannot hold {FILL_TOKEN}, which the tokenizer reads as the infilling marker",
-            param="prompt",
+            param=fields.prompt,
         )
-    room = max_context - max_new_tokens - INFILL_CONTROL_TOKENS
+    room = max_context - max_new_tokens - layout_length(0, 0)
     if room < 0:
         raise ServingError(
             400,
-            f"max_tokens={max_new_tokens} leaves no room for the infilling prompt in this model's context of "
-            f"{max_context} tokens",
-            param="max_tokens",
+            f"{fields.max_tokens}={max_new_tokens} leaves no room for the infilling prompt in this model's context "
+            f"of {max_context} tokens",
+            param=fields.max_tokens,
             code="context_length_exceeded",
             extra={"n_ctx": max_context},
         )
@@ -193,7 +190,9 @@ def infilling_prompt(
     )
 
 
-def completion_prompt(tokenizer: Any, text: str, *, max_context: int, max_new_tokens: int) -> Prompt:
+def completion_prompt(
+    tokenizer: Tokenizer, text: str, *, max_context: int, max_new_tokens: int, fields: Fields = GENERIC_FIELDS
+) -> Prompt:
     """`[BOS] + encode(text)`, refused when it and `max_new_tokens` do not fit the context.
 
     Raises:
@@ -202,12 +201,17 @@ def completion_prompt(tokenizer: Any, text: str, *, max_context: int, max_new_to
     ids = _plain_ids(tokenizer, text)
     if tokenizer.bos_token_id is not None:
         ids = [tokenizer.bos_token_id, *ids]
-    check_fits(len(ids), max_new_tokens, max_context)
+    check_fits(len(ids), max_new_tokens, max_context, fields=fields)
     return Prompt(ids=ids, mode=COMPLETE, text=text)
 
 
 def chat_prompt(
-    tokenizer: Any, messages: Sequence[Mapping[str, Any]], *, max_context: int, max_new_tokens: int
+    tokenizer: Tokenizer,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    max_context: int,
+    max_new_tokens: int,
+    fields: Fields = CHAT_FIELDS,
 ) -> Prompt:
     """The chat template's ids for `messages` (Meta's `chat_completion` ids), with the assistant's turn opened.
 
@@ -219,7 +223,7 @@ def chat_prompt(
         raise ServingError(
             400,
             "this model has no chat template (a base model, not Code Llama - Instruct); use /v1/completions",
-            param="messages",
+            param=fields.prompt,
             code="chat_not_supported",
         )
     try:
@@ -227,21 +231,21 @@ def chat_prompt(
             [dict(message) for message in messages], add_generation_prompt=True, tokenize=True, return_dict=False
         )
     except (ValueError, TypeError) as error:
-        raise ServingError(400, f"invalid messages: {error}", param="messages") from None
+        raise ServingError(400, f"invalid {fields.prompt}: {error}", param=fields.prompt) from None
     ids = list(ids)
-    check_fits(len(ids), max_new_tokens, max_context, param="messages")
+    check_fits(len(ids), max_new_tokens, max_context, fields=fields)
     return Prompt(ids=ids, mode=CHAT, text="")
 
 
-def check_fits(prompt_tokens: int, max_new_tokens: int, max_context: int, *, param: str = "prompt") -> None:
+def check_fits(prompt_tokens: int, max_new_tokens: int, max_context: int, *, fields: Fields = GENERIC_FIELDS) -> None:
     """Refuse a prompt that, with `max_new_tokens`, does not fit the context (OpenAI's `context_length_exceeded`)."""
     if prompt_tokens + max_new_tokens > max_context:
         raise ServingError(
             400,
             f"This model's maximum context length is {max_context} tokens. However, you requested "
             f"{prompt_tokens + max_new_tokens} tokens ({prompt_tokens} in the prompt, {max_new_tokens} for the "
-            f"completion). Please reduce the prompt or max_tokens.",
-            param=param,
+            f"completion). Please reduce the prompt or {fields.max_tokens}.",
+            param=fields.prompt,
             code="context_length_exceeded",
             extra={"n_prompt_tokens": prompt_tokens, "n_ctx": max_context},
         )
@@ -263,10 +267,8 @@ def extra_context(chunks: Sequence[Mapping[str, Any]]) -> str:
 
 
 __all__ = [
-    "INFILL_CONTROL_TOKENS",
     "Prompt",
     "chat_prompt",
-    "check_can_infill",
     "check_fits",
     "completion_prompt",
     "extra_context",

@@ -11,32 +11,26 @@ Errors are `{"error", "error_type"}` with TGI's statuses (422 for invalid reques
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
+from .. import __version__
 from ..infilling import FILL_TOKEN
-from .app import Server, note_usage, run_to_end, sampling, server_of
-from .errors import TGI, ServingError, error_body
-from .generation import HELD_TEXT, Generation, event_stream, sse_event, start_all, watch_disconnect
-from .prompts import Prompt, check_can_infill, completion_prompt, infilling_prompt, split_infilling
-from .protocol import TgiDetails, TgiParameters, TgiRequest, TgiResponse, TgiStreamEvent, TgiToken, unsupported_fields
+from .adapter import Adapter, refuse_unsupported, streamed, text_prompt
+from .context import Server, run_to_end, sampling_params, server_of
+from .errors import TGI, Fields
+from .generation import HELD_TEXT, Generation, sse_event, start_all
+from .prompts import Prompt
+from .protocol import TgiDetails, TgiParameters, TgiRequest, TgiResponse, TgiStreamEvent, TgiToken
 
 router = APIRouter()
+ADAPTER = Adapter(router, errors=TGI)
 DEFAULT_MAX_NEW_TOKENS = 100  # TGI's default when a request sets none
-
-
-def _prompt(server: Server, inputs: str, max_new_tokens: int) -> Prompt:
-    parts = split_infilling(inputs)
-    if parts is None:
-        return completion_prompt(
-            server.tokenizer, inputs, max_context=server.max_context, max_new_tokens=max_new_tokens
-        )
-    check_can_infill(server.model, server.tokenizer)
-    return infilling_prompt(
-        server.tokenizer, *parts, max_context=server.max_context, max_new_tokens=max_new_tokens, text=inputs
-    )
+# TGI marks the middle inside `inputs` (`<FILL_ME>` or an editor template): there is no suffix field of its own.
+FIELDS = Fields(prompt="inputs", suffix="inputs", max_tokens="parameters.max_new_tokens")
 
 
 def _full_text(prompt: Prompt, text: str) -> str:
@@ -46,7 +40,7 @@ def _full_text(prompt: Prompt, text: str) -> str:
     return prompt.text + text
 
 
-def _finish(generation: Generation) -> str:
+def _finish(generation: Generation) -> Literal["length", "eos_token", "stop_sequence"]:
     if generation.stop_string is not None:
         return "stop_sequence"
     return "eos_token" if generation.finish_reason == "stop" else "length"
@@ -54,22 +48,20 @@ def _finish(generation: Generation) -> str:
 
 def _start(server: Server, body: TgiRequest) -> tuple[Generation, TgiParameters]:
     parameters = body.parameters
-    refused = unsupported_fields(parameters, parameters.NEUTRAL)
-    if refused:
-        raise ServingError(422, f"parameters.{refused[0]} is not supported by this server", param=refused[0])
+    refuse_unsupported(parameters, parameters.NEUTRAL, prefix="parameters.")
     max_new_tokens = server.capped(parameters.max_new_tokens, DEFAULT_MAX_NEW_TOKENS)
-    prompt = _prompt(server, body.inputs, max_new_tokens)
+    prompt = text_prompt(server, body.inputs, max_new_tokens=max_new_tokens, fields=FIELDS)
     sample = parameters.do_sample or any(
         value is not None for value in (parameters.temperature, parameters.top_k, parameters.top_p)
     )
     seed = parameters.seed
     if sample and seed is None:
         seed = random.randrange(2**63)  # reported back in `details`, as TGI does
-    params = sampling(
+    params = sampling_params(
         (parameters.temperature or 1.0) if sample else 0.0, parameters.top_p, parameters.top_k, seed if sample else None
     )
     [generation] = start_all(
-        [server.generation(prompt, max_new_tokens=max_new_tokens, sampling=params, stop=parameters.stop)]
+        [server.generation(prompt, max_new_tokens=max_new_tokens, sampling=params, stop=parameters.stop, fields=FIELDS)]
     )
     return generation, parameters
 
@@ -78,7 +70,7 @@ def _details(generation: Generation, parameters: TgiParameters) -> TgiDetails | 
     if not parameters.details:
         return None
     return TgiDetails(
-        finish_reason=_finish(generation),  # type: ignore[arg-type]
+        finish_reason=_finish(generation),
         generated_tokens=generation.completion_tokens,
         seed=generation.sampling.seed,
         input_length=generation.prompt_tokens,
@@ -97,6 +89,8 @@ def _stream(server: Server, body: TgiRequest, request: Request, *, full_text_def
     generation, parameters = _start(server, body)
     full = parameters.return_full_text if parameters.return_full_text is not None else full_text_default
     special = set(server.tokenizer.all_special_ids)
+    eos_id = server.tokenizer.eos_token_id
+    assert eos_id is not None, "Code Llama's tokenizer always has </s>"
 
     def event(token: TgiToken, index: int, *, last: bool) -> str:
         payload = TgiStreamEvent(index=index, token=token)
@@ -105,38 +99,31 @@ def _stream(server: Server, body: TgiRequest, request: Request, *, full_text_def
             payload.details = _details(generation, parameters)
         return sse_event(payload.model_dump())
 
-    async def events() -> AsyncIterator[str]:
+    async def events() -> AsyncGenerator[str, None]:
         # TGI sends one event per generated id and puts `generated_text` on the last, so each event waits for the next.
         pending: TgiToken | None = None
         index = 0
-        async with watch_disconnect(request.receive, [generation]):
-            try:
-                async for delta in generation:
-                    if delta.token_id == HELD_TEXT:
-                        if pending is None:
-                            pending = TgiToken(id=server.tokenizer.eos_token_id, text="", special=True)
-                        pending.text += delta.text
-                        continue
-                    if pending is not None:
-                        index += 1
-                        yield event(pending, index, last=False)
-                    pending = TgiToken(id=delta.token_id, text=delta.text, special=delta.token_id in special)
-                note_usage(request, [generation])
-                if generation.stop_id is not None:
-                    if pending is not None:
-                        index += 1
-                        yield event(pending, index, last=False)
-                    pending = TgiToken(id=generation.stop_id, text="", special=True)
+        async for delta in generation:
+            if delta.token_id == HELD_TEXT:
                 if pending is None:
-                    pending = TgiToken(id=server.tokenizer.eos_token_id, text="", special=True)
+                    pending = TgiToken(id=eos_id, text="", special=True)
+                pending.text += delta.text
+                continue
+            if pending is not None:
                 index += 1
-                yield event(pending, index, last=True)
-            except ServingError as error:
-                yield sse_event(error_body(TGI, error))
-            except Exception as error:  # the engine failed this request: tell the client, keep serving others
-                yield sse_event(error_body(TGI, ServingError(500, f"generation failed: {error}")))
+                yield event(pending, index, last=False)
+            pending = TgiToken(id=delta.token_id, text=delta.text, special=delta.token_id in special)
+        if generation.stop_id is not None:
+            if pending is not None:
+                index += 1
+                yield event(pending, index, last=False)
+            pending = TgiToken(id=generation.stop_id, text="", special=True)
+        if pending is None:
+            pending = TgiToken(id=eos_id, text="", special=True)
+        index += 1
+        yield event(pending, index, last=True)
 
-    return event_stream(events())
+    return streamed(request, [generation], events(), errors=TGI)
 
 
 @router.post("/generate", response_model=None)
@@ -169,14 +156,11 @@ async def compat_generate(body: TgiRequest, request: Request) -> Response:
 async def info(request: Request) -> Response:
     """TGI's `/info` (Continue reads `model_id` and `max_input_length`)."""
     server = server_of(request)
-    from .. import __version__
-
-    parameter = next(server.model.parameters(), None)
     return JSONResponse(
         {
             "model_id": server.settings.model_name,
-            "model_dtype": str(getattr(parameter, "dtype", "")).removeprefix("torch."),
-            "model_device_type": str(getattr(getattr(parameter, "device", None), "type", "cpu")),
+            "model_dtype": server.model.dtype,
+            "model_device_type": server.model.device_type,
             "max_input_tokens": server.max_context - 1,
             "max_input_length": server.max_context - 1,
             "max_total_tokens": server.max_context,
@@ -189,4 +173,4 @@ async def info(request: Request) -> Response:
     )
 
 
-__all__ = ["router"]
+__all__ = ["ADAPTER", "router"]
