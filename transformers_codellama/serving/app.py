@@ -33,7 +33,7 @@ access_logger = logging.getLogger("transformers_codellama.serving.access")
 
 DEFAULT_MAX_TOKENS_CAP = 2048
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
-PUBLIC_PATHS = frozenset({"/health"})
+PUBLIC_PATHS = frozenset({"/health", "/"})  # `/`: the playground page, which holds no data and asks for the key
 
 
 @dataclass
@@ -253,7 +253,7 @@ def create_app(
         prefix_cache_tokens: The engine's prefix-cache budget, in tokens.
         max_queue: Requests waiting for a slot before the server answers 503.
     """
-    from . import llamacpp_api, openai_api, tgi_api
+    from . import llamacpp_api, metrics, openai_api, playground, tgi_api
 
     settings = ServerSettings(
         model_name=model_name,
@@ -276,7 +276,8 @@ def create_app(
         finally:
             engine.stop()
 
-    app = FastAPI(title="codellama-serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    # The schema and its Swagger UI, as vLLM and TGI serve them (guarded by the API key like every endpoint).
+    app = FastAPI(title="codellama-serve", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.server = server
 
     @app.exception_handler(ServingError)
@@ -285,7 +286,8 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> Response:
-        return error_response(request.url.path, validation_error(error.errors()))
+        content_type = request.headers.get("content-type")
+        return error_response(request.url.path, validation_error(error.errors(), content_type))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
@@ -309,7 +311,9 @@ def create_app(
     app.include_router(openai_api.router)
     app.include_router(llamacpp_api.router)
     app.include_router(tgi_api.router)
+    app.include_router(playground.router)
     app.add_middleware(GuardMiddleware, settings=settings)
+    metrics.install(app, engine)  # GET /metrics; counts the requests the guard refuses too
     if settings.cors_origins:
         # Outermost, so preflight requests are answered before the API key is asked for.
         app.add_middleware(

@@ -99,7 +99,12 @@ def infill_prompt(server: Server, body: InfillRequest, max_new_tokens: int) -> P
     prefix = extra_context(chunks) + body.input_prefix + body.prompt
     try:
         return infilling_prompt(
-            server.tokenizer, prefix, body.input_suffix, max_context=server.max_context, max_new_tokens=max_new_tokens
+            server.tokenizer,
+            prefix,
+            body.input_suffix,
+            max_context=server.max_context,
+            max_new_tokens=max_new_tokens,
+            suffix_first=body.spm_infill,
         )
     except ValueError as error:
         raise ServingError(400, f"input_prefix: {error}", param="input_prefix") from None
