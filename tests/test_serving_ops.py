@@ -112,3 +112,12 @@ def test_a_form_encoded_body_is_told_to_send_json(setup):
     )  # fmt: skip
     assert "send the body with Content-Type: application/json" in done.stdout
     assert "application/x-www-form-urlencoded" in done.stdout
+
+
+def test_a_vanishing_temperature_samples_as_greedy(setup):
+    # Found by the schema fuzzer: logits / 5e-324 overflow to inf, and softmax of inf is NaN (a 500 before).
+    body = {"input_prefix": PREFIX, "input_suffix": SUFFIX, "n_predict": 3, "return_tokens": True}
+    greedy_tokens = httpx.post(setup["url"] + "/infill", json={**body, "temperature": 0}, headers=AUTH).json()
+    tiny = httpx.post(setup["url"] + "/infill", json={**body, "temperature": 5e-324, "top_k": 0}, headers=AUTH)
+    assert tiny.status_code == 200, tiny.text
+    assert tiny.json()["tokens"] == greedy_tokens["tokens"]
