@@ -5,7 +5,7 @@ from pathlib import Path
 from setuptools import setup
 
 HERE = Path(__file__).parent
-SERVE = ["fastapi>=0.110", "uvicorn>=0.29", "pydantic>=2.6"]
+SERVE = ["fastapi>=0.110", "uvicorn>=0.29", "pydantic>=2.6", "prometheus-client>=0.20"]
 TRAIN = ["peft>=0.13", "datasets>=3.0"]
 
 setup(
@@ -23,7 +23,10 @@ setup(
     packages=["transformers_codellama", "transformers_codellama.conversion", "transformers_codellama.serving"],
     # A script, not an entry point: it starts before the package registers itself (and imports torch).
     scripts=["conversion/codellama-convert"],
-    package_data={"transformers_codellama": ["data/*.model", "data/*.safetensors", "py.typed"]},
+    package_data={
+        "transformers_codellama": ["data/*.model", "data/*.safetensors", "py.typed"],
+        "transformers_codellama.serving": ["static/*.html"],  # the playground page
+    },
     install_requires=[
         "transformers>=5.5.0,<6",
         "tokenizers>=0.22",
@@ -47,6 +50,8 @@ setup(
             "httpx>=0.27",
             "pytest>=8",
             "hypothesis>=6.100",
+            "schemathesis>=4.0",  # fuzzes the served OpenAPI schema
+            "selenium>=4.20",  # drives headless Chromium through the playground
             "ruff>=0.6",
             "mypy>=1.10",
             "mkdocs>=1.6",

@@ -5,6 +5,7 @@ scratch folder, its blocks in page order sharing one namespace: `>>>` blocks are
 checked), other Python blocks are executed, and shell blocks run this package's commands. Random tiny weights make
 generated text meaningless, so most pages print generations without showing them; on the pages in `TRAINED_PAGES`
 the base model's names stand for the package's small trained Code Llama instead, whose greedy outputs the pages show.
+serving.md's examples talk to live servers started from the page's own `codellama-serve` lines.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +25,8 @@ from real_data import CODELLAMA_MODEL, LLAMA2_MODEL, REPO
 from tiny_checkpoints import make_checkpoint
 
 from transformers_codellama.conversion.convert import convert
+from transformers_codellama.serving.cli import build_parser
+from transformers_codellama.serving.default_model import DEFAULT_MODEL_NAME, load_default_model
 from transformers_codellama.tiny_model import CONTEXT
 from transformers_codellama.tiny_model import write_meta_checkpoint as write_trained_meta_checkpoint
 
@@ -38,11 +42,8 @@ COMMANDS = {
 TRAINED_PAGES = {"index.md", "model_and_pipelines.md"}
 BASE_NAMES = ("codellama/CodeLlama-7b-hf", "path/to/converted/CodeLlama-7b-hf")
 
-# serving.md's examples talk to a server on these addresses, serving these models.
-SERVED = {
-    "http://127.0.0.1:8080": "codellama/CodeLlama-7b-hf",
-    "http://127.0.0.1:8081": "codellama/CodeLlama-7b-Instruct-hf",
-}
+# `pip install` on every page names only what the README installs (this package from a clone, its extras, torch).
+PIP_INSTALL = re.compile(r"pip install ([^`\n&#]+)")
 
 _RUNNER = r"""
 import doctest, json, shlex, subprocess, sys
@@ -119,25 +120,55 @@ def _blocks(page: Path, stand_ins: dict[str, str]) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def live_servers(stand_ins):
-    """The servers serving.md talks to (its URLs mapped to live ones), over the stand-ins of the models it names."""
-    from live_server import serve
+def serving_blocks(stand_ins):
+    """serving.md's blocks, each talking to the server that the page's last `codellama-serve` line for its port
+    started, as that line starts it: the model it names (its stand-in) under the name it gives (`--model-name`, else
+    `MODEL` as written), or the package's small trained model when it names none. Hub ids are not replaced on this
+    page: there they are only names, so an example naming another model than its server serves gets 404, as a
+    reader's would."""
+    from live_server import LiveServer, load
 
+    from transformers_codellama.serving.app import create_app
+
+    paths = {name: path for name, path in stand_ins.items() if not name.startswith("codellama/")}
     with contextlib.ExitStack() as stack:
-        urls = {}
-        for address, name in SERVED.items():
-            server, _, _ = serve(Path(stand_ins[name]), model_name=stand_ins[name])
-            urls[address] = stack.enter_context(server).url
-        yield urls
+        urls: dict[str, str] = {}
+        blocks = []
+        for match in FENCE.finditer((REPO / "docs" / "serving.md").read_text(encoding="utf-8")):
+            language, source = match.group(1), match.group(2)
+            for line in source.replace("\\\n", " ").splitlines() if language == "bash" else []:
+                argv = shlex.split(line)
+                if argv[:1] != ["codellama-serve"]:
+                    continue
+                args = build_parser().parse_args(argv[1:])
+                if args.model is None:
+                    (model, tokenizer), name = load_default_model(), args.model_name or DEFAULT_MODEL_NAME
+                else:
+                    model, tokenizer = load(Path(paths[args.model]))
+                    name = paths.get(args.model_name or args.model, args.model_name or args.model)
+                server = stack.enter_context(LiveServer(create_app(model, tokenizer, model_name=name)))
+                urls[f"http://127.0.0.1:{args.port}"] = server.url
+            for name, replacement in {**paths, **urls}.items():
+                source = source.replace(name, replacement)
+            blocks.append((language, source))
+        yield blocks
+
+
+def test_every_pip_install_is_one_the_readme_uses():
+    allowed = {target.strip() for target in PIP_INSTALL.findall((REPO / "README.md").read_text(encoding="utf-8"))}
+    assert {'".[serve]"', "."} <= allowed, allowed
+    for page in sorted((REPO / "docs").glob("*.md")):
+        for target in PIP_INSTALL.findall(page.read_text(encoding="utf-8")):
+            assert target.strip() in allowed, (
+                f"{page.name}: pip install {target.strip()} (the README installs {allowed})"
+            )
 
 
 @pytest.mark.parametrize("page", DOCS, ids=[page.name for page in DOCS])
 def test_page_examples_run(page, stand_ins, tmp_path, request):
-    if page.name == "serving.md":
-        stand_ins = {**stand_ins, **request.getfixturevalue("live_servers")}
     if page.name in TRAINED_PAGES:
         stand_ins = {**stand_ins, **dict.fromkeys(BASE_NAMES, request.getfixturevalue("trained_stand_in"))}
-    blocks = _blocks(page, stand_ins)
+    blocks = request.getfixturevalue("serving_blocks") if page.name == "serving.md" else _blocks(page, stand_ins)
     if not blocks:
         pytest.skip(f"{page.name} has no code examples")
     env = {

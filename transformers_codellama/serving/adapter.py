@@ -67,8 +67,10 @@ def infilling(
     max_new_tokens: int,
     fields: Fields,
     text: str | None = None,
+    suffix_first: bool = False,
 ) -> Prompt:
-    """Meta's infilling prompt of `prefix` and `suffix` on `server`, within its budget (`prompts.infilling_prompt`).
+    """Meta's infilling prompt of `prefix` and `suffix` on `server` (suffix first with `suffix_first`, Meta's SPM
+    layout), within its budget (`prompts.infilling_prompt`).
 
     Raises:
         ServingError: the model cannot infill, the budget leaves no room, or the tokenizer refuses the text (400,
@@ -84,6 +86,7 @@ def infilling(
             max_new_tokens=max_new_tokens,
             text=text,
             fields=fields,
+            suffix_first=suffix_first,
         )
     except ValueError as error:
         raise ServingError(400, f"{fields.prompt}: {error}", param=fields.prompt) from None

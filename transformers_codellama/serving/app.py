@@ -24,7 +24,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import llamacpp_api, openai_api, tgi_api
+from . import llamacpp_api, metrics, openai_api, playground, tgi_api
 from .adapter import Adapter
 from .context import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS_CAP, ModelFacts, Server, ServerSettings
 from .engine import Engine
@@ -33,7 +33,7 @@ from .errors import ErrorShape, ServingError, error_response, validation_error
 logger = logging.getLogger("transformers_codellama.serving")
 access_logger = logging.getLogger("transformers_codellama.serving.access")
 
-PUBLIC_PATHS = frozenset({"/health"})
+PUBLIC_PATHS = frozenset({"/health", "/"})  # `/`: the playground page, which holds no data and asks for the key
 # Every protocol the server speaks; a new protocol is a new adapter module and an entry here.
 ADAPTERS: tuple[Adapter, ...] = (openai_api.ADAPTER, llamacpp_api.ADAPTER, tgi_api.ADAPTER)
 # The error shape of a path no adapter claims (TGI's: its compatibility route is `/`).
@@ -186,7 +186,8 @@ def create_app(
         finally:
             engine.stop()
 
-    app = FastAPI(title="codellama-serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    # The schema and its Swagger UI, as vLLM and TGI serve them (guarded by the API key like every endpoint).
+    app = FastAPI(title="codellama-serve", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.server = server
 
     @app.exception_handler(ServingError)
@@ -195,7 +196,8 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> Response:
-        return error_response(shapes(request.url.path), validation_error(error.errors()))
+        content_type = request.headers.get("content-type")
+        return error_response(shapes(request.url.path), validation_error(error.errors(), content_type))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
@@ -213,7 +215,9 @@ def create_app(
 
     for adapter in ADAPTERS:
         app.include_router(adapter.router)
+    app.include_router(playground.router)
     app.add_middleware(GuardMiddleware, settings=settings, shapes=shapes)
+    metrics.install(app, engine)  # GET /metrics; counts the requests the guard refuses too
     if settings.cors_origins:
         # Outermost, so preflight requests are answered before the API key is asked for.
         app.add_middleware(

@@ -1,5 +1,6 @@
-"""`codellama-serve MODEL`: serve a converted Code Llama folder or Hub id to editors (OpenAI, llama.cpp, TGI APIs).
+"""`codellama-serve [MODEL]`: serve a converted Code Llama folder or Hub id to editors (OpenAI, llama.cpp, TGI APIs).
 
+    codellama-serve                       # the package's small trained model, on http://127.0.0.1:8080
     codellama-serve path/to/CodeLlama-7b-hf --port 8080
     codellama-serve codellama/CodeLlama-7b-Instruct-hf --dtype bfloat16 --api-key "$KEY"
 
@@ -16,7 +17,21 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .context import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS_CAP
+# `pip install .` leaves the server's dependencies out: say which extra to install, not a traceback.
+SERVE_MODULES = frozenset({"fastapi", "starlette", "pydantic", "uvicorn", "prometheus_client"})
+try:
+    import prometheus_client  # noqa: F401
+    import uvicorn
+
+    from .context import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS_CAP
+    from .default_model import DEFAULT_MODEL_NAME, DEFAULT_MODEL_NOTE, load_default_model
+except ImportError as missing:
+    if (missing.name or "").partition(".")[0] not in SERVE_MODULES:
+        raise
+    sys.exit(
+        f"codellama-serve: error: {missing.name} is not installed: the server needs the serve extra, "
+        'pip install ".[serve]" (from a clone of this repository)'
+    )
 
 API_KEY_ENV = "CODELLAMA_SERVE_API_KEY"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -28,7 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve Code Llama to editors: OpenAI /v1/completions (with suffix) and /v1/chat/completions, "
         "llama.cpp /infill, TGI /generate and /generate_stream.",
     )
-    parser.add_argument("model", help="a converted checkpoint folder or a Hub model id")
+    parser.add_argument(
+        "model",
+        nargs="?",
+        help=f"a converted checkpoint folder or a Hub model id (default: the package's small trained model, "
+        f"served as {DEFAULT_MODEL_NAME})",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080; 0 picks a free one)")
     parser.add_argument("--model-name", help="the name clients use for the model (default: the MODEL argument)")
@@ -73,7 +93,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
 
     import torch
-    import uvicorn
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import transformers_codellama  # noqa: F401  (registers Code Llama with the Auto classes)
@@ -82,9 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
+    model: Any
     try:
-        tokenizer = AutoTokenizer.from_pretrained(args.model)
-        model: Any = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype)
+        if args.model is None:
+            model, tokenizer = load_default_model(dtype)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(args.model)
+            model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype)
         model = model.to(device).eval()
     except (OSError, ValueError) as error:
         print(f"codellama-serve: error: cannot load {args.model}: {error}", file=sys.stderr)
@@ -94,10 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("transformers_codellama.serving").warning(
             "serving on %s without an API key: anyone who can reach this address can use the model", args.host
         )
+    name = args.model_name or args.model or DEFAULT_MODEL_NAME
     app = create_app(
         model,
         tokenizer,
-        model_name=args.model_name or args.model,
+        model_name=name,
         api_key=api_key,
         max_tokens_cap=args.max_tokens_cap,
         max_body_bytes=args.max_body_bytes,
@@ -105,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_batch_size=args.max_batch_size,
         prefix_cache_tokens=args.prefix_cache_tokens,
     )
-    name = args.model_name or args.model
+    note = f"; {DEFAULT_MODEL_NOTE}" if args.model is None else ""
     dtype_name = str(next(model.parameters()).dtype).removeprefix("torch.")
 
     class AnnouncingServer(uvicorn.Server):
@@ -116,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if self.started:
                 host, port = _bound(self, args.host, args.port)
                 print(
-                    f"codellama-serve: {name} ({dtype_name}, {device}) at http://{host}:{port}",
+                    f"codellama-serve: {name} ({dtype_name}, {device}{note}) at http://{host}:{port}",
                     file=sys.stderr,
                     flush=True,
                 )

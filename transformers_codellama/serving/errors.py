@@ -132,9 +132,18 @@ def error_response(shape: ErrorShape, error: ServingError) -> JSONResponse:
     return JSONResponse(shape.body(error), status_code=shape.status(error), headers=headers)
 
 
-def validation_error(errors: Sequence[Any]) -> ServingError:
-    """One `ServingError` (400) naming the first field that failed FastAPI/pydantic request validation."""
+def validation_error(errors: Sequence[Any], content_type: str | None = None) -> ServingError:
+    """One `ServingError` (400) naming the first field that failed FastAPI/pydantic request validation.
+
+    FastAPI reads a body as JSON only when it is sent as JSON (so a cross-site form post cannot reach an endpoint):
+    a body refused for another `content_type` (curl's `-d` sends a form's) gets told what to send.
+    """
     first = dict(errors[0]) if errors else {"loc": (), "msg": "invalid request", "type": ""}
+    if tuple(first.get("loc", ())) == ("body",) and not _is_json(content_type):
+        shown = (content_type or "none").partition(";")[0].strip() or "none"
+        return ServingError(
+            400, f"send the body with Content-Type: application/json (this request's Content-Type: {shown})"
+        )
     # pydantic tags a union member's errors with its type ("str", "list[str]"): not a field of the request.
     location = [str(part) for part in first.get("loc", ()) if part != "body" and not _is_type_tag(part)]
     field = ".".join(location) or None
@@ -152,6 +161,11 @@ def validation_error(errors: Sequence[Any]) -> ServingError:
     if isinstance(value, str) and len(shown) > 60:
         shown = shown[:57] + "...'"
     return ServingError(400, f"invalid value for {field}: {first.get('msg', 'invalid')} (got {shown})", param=field)
+
+
+def _is_json(content_type: str | None) -> bool:
+    kind = (content_type or "").partition(";")[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
 
 
 def _is_type_tag(part: object) -> bool:

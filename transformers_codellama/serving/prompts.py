@@ -143,8 +143,10 @@ def infilling_prompt(
     max_new_tokens: int,
     text: str | None = None,
     fields: Fields = GENERIC_FIELDS,
+    suffix_first: bool = False,
 ) -> Prompt:
-    """Meta's prefix-suffix-middle prompt for `prefix` and `suffix`, cut to the infilling budget if needed.
+    """Meta's prefix-suffix-middle prompt for `prefix` and `suffix` (suffix-prefix-middle with `suffix_first`), cut
+    to the infilling budget if needed.
 
     Raises:
         ServingError: the prefix or suffix holds `<FILL_ME>`, or `max_new_tokens` leaves no room for any text in the
@@ -179,7 +181,7 @@ def infilling_prompt(
             lambda at: len(_suffix_ids(tokenizer, suffix[:at])), len(suffix), suffix_keep, from_start=False
         )
         suffix, truncated = suffix[:cut], True
-    ids = list(tokenizer(prefix, suffix=suffix)["input_ids"])
+    ids = list(tokenizer(prefix, suffix=suffix, suffix_first=suffix_first)["input_ids"])
     return Prompt(
         ids=ids,
         mode=INFILL,

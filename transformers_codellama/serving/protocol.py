@@ -220,6 +220,8 @@ class InfillRequest(_Strict):
     t_max_prompt_ms: int | None = None
     timings_per_token: bool = False
     model: str | None = None
+    # This server's own: Meta's suffix-prefix-middle layout for this request (llama.cpp has it as `--spm-infill`).
+    spm_infill: bool = False
     # Refused unless neutral.
     n_probs: int = 0
     lora: list[dict[str, Any]] | None = None

@@ -82,6 +82,9 @@ class TokenChooser:
         # These warpers never read the ids generated so far, so an empty row stands in for them.
         scores = self.warpers(_NO_IDS, logits.unsqueeze(0))
         probabilities = torch.softmax(scores, dim=-1).cpu()
+        if not bool(torch.isfinite(probabilities).all()):
+            # A temperature so small that logits / temperature overflow (e.g. 5e-324): its limit is greedy.
+            return int(logits.argmax())
         return int(torch.multinomial(probabilities, num_samples=1, generator=self.generator)[0, 0])
 
 
