@@ -11,7 +11,7 @@ from meta_tokenizer import MetaTokenizer
 from real_data import CODELLAMA_MODEL, LLAMA2_MODEL, code_cuts, stdlib_sources
 
 from transformers_codellama import CodeLlamaTokenizer, CodeLlamaTokenizerFast, fim_example
-from transformers_codellama.fim import FimSplit, fim_examples, fim_layouts, fim_map_function
+from transformers_codellama.training.fim import FimSplit, fim_examples, fim_layouts, fim_map_function
 
 
 @pytest.fixture(scope="module")
