@@ -43,6 +43,17 @@ from typing import Any
 
 import torch
 
+from ..conversion import meta_writer
+from ..conversion.mapping import (
+    config_kwargs,
+    hf_name,
+    max_context,
+    meta_shapes,
+    parse_params,
+    permute_rotary,
+    rotary_heads,
+    unpermute_rotary,
+)
 from ..stdlib_corpus import stdlib_paths
 from ..tiny_tokenizer import TINY_MODEL_PATH
 from .fim import FimSplit, draw_split, fim_layouts
@@ -151,67 +162,32 @@ def training_examples(texts: Sequence[str], tokenizer: Any, *, seed: int, contex
 
 
 # ------------------------------------------------------------------------------------------------------ model
+# Meta's names, rotary layout and FFN width come from the converter's own tables (`conversion.mapping`), and the
+# checkpoint folder from its writer (`conversion.meta_writer`): the tiny model is laid out as the converter reads.
 def hf_config(params: dict[str, Any], vocab_size: int) -> Any:
     """The `CodeLlamaConfig` that `codellama-convert` writes for `params` (so training and conversion agree)."""
     from ..configuration_code_llama import CodeLlamaConfig
 
-    dim, multiple_of = params["dim"], params["multiple_of"]
-    hidden = multiple_of * -(-int(2 * 4 * dim / 3) // multiple_of)
+    meta = parse_params(params)
+    context = max_context(meta.model_size, "base")
     return CodeLlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=dim,
-        intermediate_size=hidden,
-        num_hidden_layers=params["n_layers"],
-        num_attention_heads=params["n_heads"],
-        num_key_value_heads=params["n_kv_heads"],
-        head_dim=dim // params["n_heads"],
-        rms_norm_eps=params["norm_eps"],
-        rope_parameters={"rope_type": "default", "rope_theta": params["rope_theta"]},
-        tie_word_embeddings=False,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=None,
+        **config_kwargs(meta, vocab_size=vocab_size, max_position_embeddings=context, dtype=torch.float32)
     )
-
-
-_META_NAMES = {
-    "self_attn.q_proj": "attention.wq",
-    "self_attn.k_proj": "attention.wk",
-    "self_attn.v_proj": "attention.wv",
-    "self_attn.o_proj": "attention.wo",
-    "mlp.gate_proj": "feed_forward.w1",
-    "mlp.down_proj": "feed_forward.w2",
-    "mlp.up_proj": "feed_forward.w3",
-    "input_layernorm": "attention_norm",
-    "post_attention_layernorm": "ffn_norm",
-}
-
-
-def _unpermute_rotary(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """HF's rotated-halves query/key rows back to Meta's interleaved pairs (the converter does the reverse)."""
-    rows, cols = weight.shape
-    return weight.view(n_heads, 2, rows // n_heads // 2, cols).transpose(1, 2).reshape(rows, cols)
 
 
 def meta_state_dict(model: Any, params: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The model's weights under Meta's names and rotary layout, in bfloat16 (as Meta ships them)."""
+    meta = parse_params(params)
+    state = model.state_dict()
+    names = {name: str(hf_name(name)) for name in meta_shapes(meta, state["model.embed_tokens.weight"].shape[0])}
+    if set(names.values()) != set(state):
+        raise ValueError(f"the model's weights do not match {params}: {sorted(set(names.values()) ^ set(state))}")
     out: dict[str, torch.Tensor] = {}
-    for name, tensor in model.state_dict().items():
-        if name == "model.embed_tokens.weight":
-            meta = "tok_embeddings.weight"
-        elif name == "model.norm.weight":
-            meta = "norm.weight"
-        elif name == "lm_head.weight":
-            meta = "output.weight"
-        else:
-            _, _, layer, *rest = name.split(".")
-            module = ".".join(rest[:-1])
-            meta = f"layers.{layer}.{_META_NAMES[module]}.weight"
-            if module == "self_attn.q_proj":
-                tensor = _unpermute_rotary(tensor, params["n_heads"])
-            elif module == "self_attn.k_proj":
-                tensor = _unpermute_rotary(tensor, params["n_kv_heads"])
-        out[meta] = tensor.detach().to(torch.bfloat16).contiguous()
+    for meta_name, name in names.items():
+        tensor, heads = state[name], rotary_heads(meta_name, meta)
+        if heads is not None:
+            tensor = unpermute_rotary(tensor, heads)
+        out[meta_name] = tensor.detach().to(torch.bfloat16).contiguous()
     return out
 
 
@@ -221,13 +197,13 @@ def write_meta_checkpoint(directory: Path, weights: Path = WEIGHTS_PATH) -> Path
     from safetensors import safe_open
 
     with safe_open(str(weights), framework="pt") as handle:
-        params = json.loads(handle.metadata()["params"])
-        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118  # safe_open has no iter
-    directory.mkdir(parents=True, exist_ok=True)
-    torch.save(tensors, directory / "consolidated.00.pth")
-    (directory / "params.json").write_text(json.dumps(params, indent=2))
-    (directory / "tokenizer.model").write_bytes(TINY_MODEL_PATH.read_bytes())
-    return directory
+        params = parse_params(json.loads(handle.metadata()["params"]), source=str(weights))
+        hf_weights: dict[str, torch.Tensor] = {}
+        for meta_name in handle.keys():  # noqa: SIM118  # safe_open has no iter
+            tensor, heads = handle.get_tensor(meta_name), rotary_heads(meta_name, params)
+            # The writer takes Hugging Face's layout: its un-permute gives back exactly these rows.
+            hf_weights[str(hf_name(meta_name))] = tensor if heads is None else permute_rotary(tensor, heads)
+    return meta_writer.write_meta_checkpoint(directory, params, hf_weights, tokenizer_model=TINY_MODEL_PATH)
 
 
 # ------------------------------------------------------------------------------------------------------ training
