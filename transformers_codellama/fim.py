@@ -1,6 +1,7 @@
 """Moved to `transformers_codellama.training.fim`; this name keeps existing imports working."""
 
 from .training.fim import (
+    DEFAULT_SEED,
     PLAIN,
     PSM,
     SPM,
@@ -13,6 +14,7 @@ from .training.fim import (
 )
 
 __all__ = [
+    "DEFAULT_SEED",
     "PLAIN",
     "PSM",
     "SPM",

@@ -31,8 +31,32 @@ from ..infilling import SENTINEL
 from ..token_sequences import shared_length
 
 PSM, SPM, PLAIN = "psm", "spm", "plain"
+DEFAULT_SEED = 0  # every entry point draws reproducibly unless told otherwise (seed=None: fresh randomness)
 
 
+# ----------------------------------------------------------------------------- stand-ins, replaced at merge
+# Issue 18 gives the tokenizer/infilling module public functions for these two facts (serving and the pipelines
+# need them too). Until that lands they are written here once; each body becomes a one-line call to its public
+# counterpart, and nothing else in this module changes.
+def _infilling_refusal(tokenizer: Any) -> str | None:
+    """Why FIM examples cannot be built with `tokenizer`, or None when its vocabulary has the infilling pieces."""
+    if getattr(tokenizer, "supports_infilling", False):
+        return None
+    return (
+        f"{type(tokenizer).__name__} has no ▁<PRE>/▁<SUF>/▁<MID>/▁<EOT> pieces, so FIM examples cannot be built "
+        "with it (Code Llama 34B and the Python models have none); use a Code Llama 7B/13B/70B tokenizer"
+    )
+
+
+def _nolead_ids(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
+    """`enc_nolead(text)`: Meta's `encode_infilling`, i.e. `enc("☺" + text)` without the tokens of `"☺"`."""
+    if not texts:
+        return []
+    drop = len(_plain_ids(tokenizer, [SENTINEL])[0])
+    return [ids[drop:] for ids in _plain_ids(tokenizer, [SENTINEL + text for text in texts])]
+
+
+# ------------------------------------------------------------------------------------------------ examples
 @dataclass(frozen=True)
 class FimSplit:
     """A document cut into prefix, middle and suffix, and the layout to train it in."""
@@ -43,25 +67,15 @@ class FimSplit:
     suffix_first: bool = False
 
 
-def _check_infilling(tokenizer: Any) -> None:
-    if not getattr(tokenizer, "supports_infilling", False):
-        raise ValueError(
-            f"{type(tokenizer).__name__} has no ▁<PRE>/▁<SUF>/▁<MID>/▁<EOT> pieces, so FIM examples cannot be built "
-            "with it (Code Llama 34B and the Python models have none); use a Code Llama 7B/13B/70B tokenizer"
-        )
-
-
 def _plain_ids(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
     """`enc(text)` for each text: SentencePiece's ids, with the dummy prefix, without BOS/EOS."""
     return [list(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]] if texts else []
 
 
-def _nolead_ids(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
-    """`enc_nolead(text)`: Meta's `encode_infilling`, i.e. `enc("☺" + text)` without the tokens of `"☺"`."""
-    if not texts:
-        return []
-    drop = len(_plain_ids(tokenizer, [SENTINEL])[0])
-    return [ids[drop:] for ids in _plain_ids(tokenizer, [SENTINEL + text for text in texts])]
+def _check_infilling(tokenizer: Any) -> None:
+    refusal = _infilling_refusal(tokenizer)
+    if refusal is not None:
+        raise ValueError(refusal)
 
 
 def fim_layouts(tokenizer: Any, splits: Sequence[FimSplit]) -> list[dict[str, Any]]:
@@ -133,7 +147,7 @@ def fim_examples(
     texts: Sequence[str],
     tokenizer: Any,
     *,
-    seed: int | None = None,
+    seed: int | None = DEFAULT_SEED,
     fim_rate: float = 0.9,
     spm_rate: float = 0.5,
     max_length: int | None = None,
@@ -167,7 +181,7 @@ def fim_example(
     text: str,
     tokenizer: Any,
     *,
-    seed: int | None = None,
+    seed: int | None = DEFAULT_SEED,
     fim_rate: float = 0.9,
     spm_rate: float = 0.5,
     max_length: int | None = None,
@@ -178,7 +192,8 @@ def fim_example(
         text: the document (e.g. a source file, or a chunk of one that fits the context).
         tokenizer: a `CodeLlamaTokenizer` or `CodeLlamaTokenizerFast` whose vocabulary has the infilling pieces.
         seed: makes the example reproducible: the same seed and text give the same example (the draws are seeded
-            by a hash of both, so order, sharding and streaming do not matter). None draws fresh randomness.
+            by a hash of both, so order, sharding and streaming do not matter). Defaults to `DEFAULT_SEED` (0), as
+            in `fim_map_function`; None draws fresh randomness.
         fim_rate: probability that the document is FIM-transformed (paper: 0.9).
         spm_rate: probability that a transformed document uses the SPM layout rather than PSM (paper: 0.5).
         max_length: the training context in tokens. A document whose plain or FIM encoding does not fit is not
@@ -198,7 +213,7 @@ def fim_map_function(
     tokenizer: Any,
     *,
     text_column: str = "text",
-    seed: int | None = 0,
+    seed: int | None = DEFAULT_SEED,
     fim_rate: float = 0.9,
     spm_rate: float = 0.5,
     max_length: int | None = None,
@@ -209,8 +224,8 @@ def fim_map_function(
 
         dataset.map(fim_map_function(tokenizer, max_length=4096), batched=True, remove_columns=dataset.column_names)
 
-    It adds the columns `input_ids`, `labels`, `fim` and `prompt_length` (see `fim_example`). Pass a different
-    seed per epoch to draw new splits each epoch.
+    It adds the columns `input_ids`, `labels`, `fim` and `prompt_length` (see `fim_example`, whose `seed` it
+    takes, with the same default). Pass a different seed per epoch to draw new splits each epoch.
     """
     _check_infilling(tokenizer)
     _check_rates(fim_rate, spm_rate)
@@ -227,6 +242,7 @@ def fim_map_function(
 
 
 __all__ = [
+    "DEFAULT_SEED",
     "PLAIN",
     "PSM",
     "SPM",
