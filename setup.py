@@ -20,7 +20,12 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=["transformers_codellama", "transformers_codellama.conversion", "transformers_codellama.serving"],
+    packages=[
+        "transformers_codellama",
+        "transformers_codellama.conversion",
+        "transformers_codellama.serving",
+        "transformers_codellama.training",
+    ],
     # A script, not an entry point: it starts before the package registers itself (and imports torch).
     scripts=["conversion/codellama-convert"],
     package_data={

@@ -2,10 +2,10 @@
 
     python benchmarks/bench_infilling.py                          # the package's embedded trained tiny model
     python benchmarks/bench_infilling.py --checkpoint CodeLlama-7b-hf --limit 1000   # any converted checkpoint
-    python benchmarks/bench_infilling.py --weights run.safetensors   # weights from `python -m transformers_codellama.tiny_model`
+    python benchmarks/bench_infilling.py --weights run.safetensors   # weights from `python -m transformers_codellama.training.tiny_model`
 
 Problems come from functions in the standard-library files the tiny model never trained on
-(`transformers_codellama.tiny_model.stdlib_files()`): one non-blank line of the function body (not the `def`
+(`transformers_codellama.training.tiny_model.stdlib_files()`): one non-blank line of the function body (not the `def`
 line) is blanked; the prompt is the function's text before the line (prefix) and after it (suffix), both cut to
 whole lines so that the prompt fits `--max-prompt-tokens`. The model generates the middle greedily until
 `▁<EOT>` (or `</s>`, or `--max-new-tokens`), decoded as Meta decodes a middle.
@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save
 
 from transformers_codellama.stopping import INFILL, stop_ids
-from transformers_codellama.tiny_model import CONTEXT, WEIGHTS_PATH, stdlib_files
+from transformers_codellama.training.tiny_model import CONTEXT, WEIGHTS_PATH, stdlib_files
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ def load(checkpoint: str | None, scratch: Path, weights: Path = WEIGHTS_PATH) ->
 
     if checkpoint is None:
         from transformers_codellama.conversion.convert import convert
-        from transformers_codellama.tiny_model import write_meta_checkpoint
+        from transformers_codellama.training.tiny_model import write_meta_checkpoint
 
         meta = write_meta_checkpoint(scratch / "CodeLlama-tiny", weights)
         convert(input_dir=meta, output_dir=scratch / "converted", dtype="float32", context_length=CONTEXT)

@@ -4,7 +4,7 @@
     python benchmarks/scan_tiny_recipes.py --device auto --only base L8     # some of them
     python benchmarks/scan_tiny_recipes.py --device auto --stdlib /path/to/python3.11/lib/python3.11
 
-Each variant is `python -m transformers_codellama.tiny_model` with the arguments in `VARIANTS` (its log and weights
+Each variant is `python -m transformers_codellama.training.tiny_model` with the arguments in `VARIANTS` (its log and weights
 go to `--work`), then `benchmarks/bench_infilling.py --weights` on the CPU. On a CPU a variant takes about as long
 as the shipped training run; with `--device auto` on a GPU all of them fit in a few minutes. GPU weights differ
 from a CPU run's, so a recipe chosen here is still trained and measured on the CPU before it ships.
@@ -57,7 +57,7 @@ def _variant(name: str, args: argparse.Namespace) -> subprocess.Popen[bytes]:
     """Train, then evaluate, one variant in a background shell; its output goes to WORK/NAME.out."""
     weights = args.work / f"{name}.safetensors"
     stdlib = str(args.stdlib or "")
-    train = [sys.executable, "-c", _WITH_STDLIB, stdlib, "transformers_codellama.tiny_model", *VARIANTS[name],
+    train = [sys.executable, "-c", _WITH_STDLIB, stdlib, "transformers_codellama.training.tiny_model", *VARIANTS[name],
              "--device", args.device, "--threads", str(args.threads), "--minutes", str(args.minutes),
              "--output", str(weights), "--log", str(args.work / f"{name}.log")]  # fmt: skip
     evaluate = [sys.executable, "-c", _WITH_STDLIB, stdlib, str(BENCHMARKS / "bench_infilling.py"),

@@ -108,7 +108,7 @@ def test_public_names_load_on_first_use() -> None:
     result = _run("""
         import json, sys
         import transformers_codellama
-        before = "transformers_codellama.fim" in sys.modules
+        before = "transformers_codellama.training.fim" in sys.modules
         names = {name: type(getattr(transformers_codellama, name)).__name__ for name in transformers_codellama.__all__}
         try:
             transformers_codellama.NoSuchName

@@ -11,7 +11,7 @@ from meta_tokenizer import MetaTokenizer
 from real_data import CODELLAMA_MODEL, LLAMA2_MODEL, code_cuts, stdlib_sources
 
 from transformers_codellama import CodeLlamaTokenizer, CodeLlamaTokenizerFast, fim_example
-from transformers_codellama.fim import FimSplit, fim_examples, fim_layouts, fim_map_function
+from transformers_codellama.training.fim import DEFAULT_SEED, FimSplit, fim_examples, fim_layouts, fim_map_function
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +179,12 @@ def test_datasets_map_batched_and_streaming(documents):
     streamed = dataset.to_iterable_dataset(num_shards=3).map(transform, batched=True, batch_size=4,
                                                               remove_columns=["text", "path"])  # fmt: skip
     assert [dict(row) for row in streamed] == expected
+
+
+def test_every_entry_point_defaults_to_the_same_seed(documents):
+    tokenizer = CodeLlamaTokenizerFast(vocab_file=str(CODELLAMA_MODEL))
+    docs = documents[:12]
+    seeded = fim_examples(docs, tokenizer, seed=DEFAULT_SEED)
+    assert fim_examples(docs, tokenizer) == seeded == [fim_example(text, tokenizer) for text in docs]
+    mapped = fim_map_function(tokenizer)({"text": docs})
+    assert [dict(zip(mapped, row)) for row in zip(*mapped.values())] == seeded

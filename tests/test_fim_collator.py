@@ -7,8 +7,8 @@ import torch
 from real_data import CODELLAMA_MODEL, code_cuts
 
 from transformers_codellama import CodeLlamaTokenizerFast
-from transformers_codellama.fim import FimSplit, fim_examples, fim_layouts
-from transformers_codellama.fim_collator import IGNORE_INDEX, FimDataCollator
+from transformers_codellama.training.fim import FimSplit, fim_examples, fim_layouts
+from transformers_codellama.training.fim_collator import IGNORE_INDEX, FimDataCollator
 
 
 @pytest.fixture(scope="module")

@@ -25,14 +25,13 @@ _EXPORTS = {
     "CodeLlamaTextGenerationPipeline": ".pipelines",
     "CodeLlamaTokenizer": ".tokenization_code_llama",
     "CodeLlamaTokenizerFast": ".tokenization_code_llama_fast",
-    "fim_example": ".fim",
+    "fim_example": ".training.fim",
     "register": ".registration",
     "save_remote_code": ".remote_code",
 }
 
 if TYPE_CHECKING:
     from .configuration_code_llama import CodeLlamaConfig
-    from .fim import fim_example
     from .modeling_code_llama import CodeLlamaForCausalLM, CodeLlamaModel
     from .pipelines import CodeLlamaTextGenerationPipeline
     from .registration import register
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     from .tiny_tokenizer import TINY_MODEL_PATH
     from .tokenization_code_llama import CodeLlamaTokenizer
     from .tokenization_code_llama_fast import CodeLlamaTokenizerFast
+    from .training.fim import fim_example
 
 
 def __getattr__(name: str) -> Any:
