@@ -1,5 +1,5 @@
 """Moved to `transformers_codellama.training.fim_collator`; this name keeps existing imports working."""
 
-from .training.fim_collator import IGNORE_INDEX, FimDataCollator
-
-__all__ = ["IGNORE_INDEX", "FimDataCollator"]
+# The old module gives the same objects as the new one: its public names, listed once, in the new module.
+from .training.fim_collator import *  # noqa: F403
+from .training.fim_collator import __all__  # noqa: F401
