@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS_CAP
+from .speculation import DEFAULT_LOOKUP, PromptLookup
 
 API_KEY_ENV = "CODELLAMA_SERVE_API_KEY"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -40,7 +41,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-tokens", type=int, default=DEFAULT_MAX_TOKENS_CAP, help="cap on max_tokens/n_predict per completion"
     )
-    parser.add_argument("--max-batch-size", type=int, default=8, help="requests decoded together")
+    parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=0,
+        help="requests decoded together at most (default: 0, as many as the cache memory holds, up to 256)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads (default: 0, the cores this process may use less those busy with other work)",
+    )
+    parser.add_argument(
+        "--draft-tokens",
+        type=int,
+        default=DEFAULT_LOOKUP.draft_tokens,
+        help="prompt-lookup speculation: tokens drafted per request and step (default: %(default)s; 0 turns it off)",
+    )
+    parser.add_argument(
+        "--draft-ngram",
+        type=int,
+        default=DEFAULT_LOOKUP.ngram,
+        help="prompt-lookup speculation: trailing tokens matched against the request's own text (default: %(default)s)",
+    )
     parser.add_argument("--prefix-cache-tokens", type=int, default=16384, help="prompt-state cache budget, in tokens")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest request body")
     parser.add_argument(
@@ -58,8 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("--port", args.port),
         ("--max-tokens", args.max_tokens),
         ("--max-batch-size", args.max_batch_size),
+        ("--threads", args.threads),
+        ("--draft-tokens", args.draft_tokens),
+        ("--draft-ngram", args.draft_ngram),
     ):
-        if value < (0 if name == "--port" else 1):
+        if value < (1 if name in ("--max-tokens", "--draft-ngram") else 0):
             print(f"codellama-serve: error: {name} must be positive; got {value}", file=sys.stderr)
             return 2
 
@@ -70,7 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import transformers_codellama  # noqa: F401  (registers Code Llama with the Auto classes)
 
     from .app import create_app
+    from .engine import default_threads
 
+    # Chosen before anything runs on torch: the engine's thread decodes with the count its starter has.
+    threads = args.threads or default_threads()
+    torch.set_num_threads(threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
     try:
@@ -96,6 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_batch_size=args.max_batch_size,
         prefix_cache_tokens=args.prefix_cache_tokens,
     )
+    # Set before the app starts the engine (`create_app` takes no speculation settings yet).
+    app.state.server.engine.speculation = (
+        PromptLookup(draft_tokens=args.draft_tokens, ngram=args.draft_ngram) if args.draft_tokens else None
+    )
     name = args.model_name or args.model
     dtype_name = str(next(model.parameters()).dtype).removeprefix("torch.")
 
@@ -105,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if self.started:
                 host, port = _bound(self, args.host, args.port)
                 print(
-                    f"codellama-serve: {name} ({dtype_name}, {device}) at http://{host}:{port}",
+                    f"codellama-serve: {name} ({dtype_name}, {device}, {threads} threads) at http://{host}:{port}",
                     file=sys.stderr,
                     flush=True,
                 )

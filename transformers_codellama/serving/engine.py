@@ -50,7 +50,7 @@ from transformers import DynamicCache
 from .batch import DecodeBatch, cache_from, forward, state_of
 from .prefix_cache import KeyValues, PrefixCache
 from .sampling import SamplingParams, TokenChooser
-from .speculation import NgramIndex, PromptLookup
+from .speculation import DraftPlanner, NgramIndex, PromptLookup
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +163,7 @@ class EngineStream:
         self._generated = 0
         self._lookup: NgramIndex | None = None  # the prompt and output, for drafting (speculation on)
         self.drafted = self.accepted = 0  # draft tokens proposed and accepted for this request
+        self._acceptance = 0.6  # a running estimate of the chance that one of its draft tokens is kept
 
     def __aiter__(self) -> AsyncIterator[int]:
         return self._tokens()
@@ -282,6 +283,7 @@ class Engine:
         self.prefills = 0  # prompts prefilled so far
         self.drafted = self.accepted = 0  # draft tokens proposed and accepted so far (speculation)
         self._step_seconds = 0.0  # a running average of a decoding step's time
+        self._planner = DraftPlanner()
 
     # Public API.
 
@@ -504,7 +506,10 @@ class Engine:
         for stream in rows:
             room = min(limit, stream.request.max_new_tokens - stream._generated - 1)
             drafts.append(stream._lookup.draft(room) if stream._lookup is not None and not stream._cancelled else [])
-        return drafts if any(drafts) else None
+        if not any(drafts):
+            return None
+        length = self._planner.length(drafts, [stream._acceptance for stream in rows], limit)
+        return [draft[:length] for draft in drafts] if length else None
 
     def _decode_step(self) -> None:
         rows = list(self._batch.rows)
@@ -513,6 +518,7 @@ class Engine:
         started = time.perf_counter()
         try:
             logits = self._batch.step().unsqueeze(1) if drafts is None else self._batch.speculate(drafts)
+            self._planner.observe(logits.shape[0] * logits.shape[1], time.perf_counter() - started)
         except Exception as error:  # a failed forward leaves the batch's state unknown: end its requests
             logger.exception("decoding step failed")
             with self._condition:
@@ -535,6 +541,8 @@ class Engine:
                 self._finish(stream, _End(ERROR, error=error))
                 continue
             accepted[index] = len(chosen) - 1
+            if draft:
+                stream._acceptance = 0.7 * stream._acceptance + 0.3 * (len(chosen) - 1) / len(draft)
             stream.drafted += len(draft)
             stream.accepted += len(chosen) - 1
             self.drafted += len(draft)

@@ -9,6 +9,11 @@ may give a row several tokens for about the cost of one.
 
 The index maps every n-gram to where it last ended, and grows by one entry per token: finding a draft is one
 dictionary look-up, whatever the sequence's length.
+
+Verifying is not free: every row of a step is as long as its longest draft, and where the output layer dominates
+(small models on a CPU) a step's time grows with the tokens it computes. So `DraftPlanner` picks each step's draft
+length from a cost model fitted to the steps' measured times (a fixed cost per step plus a cost per token) and each
+row's recent acceptance: the length that gives the most expected tokens per second, 0 when drafting would not pay.
 """
 
 from __future__ import annotations
@@ -27,13 +32,70 @@ class PromptLookup:
     """
 
     draft_tokens: int = 4
-    ngram: int = 3
+    ngram: int = 2
 
     def check(self) -> None:
         """Raise a one-line `ValueError` naming the field out of range."""
         for name, value in (("draft_tokens", self.draft_tokens), ("ngram", self.ngram)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+
+
+# What `codellama-serve` uses unless told otherwise (benchmarks/bench_serving.py measured it; docs/serving.md).
+DEFAULT_LOOKUP = PromptLookup()
+
+
+class DraftPlanner:
+    """Chooses how many draft tokens a step verifies, from the time steps took and how often drafts were right.
+
+    Step time is modelled as `fixed + per_token * tokens` (tokens: rows x (1 + draft length)), fitted by
+    exponentially weighted least squares over recent steps, starting from a prior in which the fixed cost is worth
+    `PRIOR_TOKENS` tokens. A row whose draft tokens are each kept with probability `a` adds `a + a^2 + ...` expected
+    tokens; the chosen length maximises (rows + expected extra tokens) / predicted time.
+    """
+
+    PRIOR_TOKENS = 8.0
+    DECAY = 0.98
+
+    def __init__(self) -> None:
+        # Weighted sums of 1, x, x^2, y, xy over observed steps (x: tokens computed, y: seconds), with a prior.
+        self._sums = [0.0] * 5
+        self._observed = 0
+
+    def observe(self, tokens: int, seconds: float) -> None:
+        """Record one step: `tokens` positions computed in `seconds`."""
+        x, y = float(tokens), seconds
+        self._sums = [self.DECAY * total + value for total, value in zip(self._sums, (1.0, x, x * x, y, x * y))]
+        self._observed += 1
+
+    def costs(self) -> tuple[float, float]:
+        """(fixed seconds per step, seconds per token) as fitted now (the prior's ratio until steps vary)."""
+        n, sx, sxx, sy, sxy = self._sums
+        if n == 0:
+            return self.PRIOR_TOKENS, 1.0
+        mean_x, mean_y = sx / n, sy / n
+        variance, covariance = sxx / n - mean_x * mean_x, sxy / n - mean_x * mean_y
+        # Shrunk towards the prior (a fixed cost of PRIOR_TOKENS tokens at the observed mean time) as if two more
+        # steps had measured it with a spread of half the mean: a fit that steps of one size cannot make holds it.
+        prior_slope = mean_y / (self.PRIOR_TOKENS + mean_x)
+        weight = 2.0 * (mean_x / 2) ** 2
+        slope = max((n * covariance + weight * prior_slope) / (n * variance + weight), 1e-12)
+        return max(mean_y - slope * mean_x, 0.0), slope
+
+    def length(self, drafts: Sequence[Sequence[int]], acceptance: Sequence[float], limit: int) -> int:
+        """The draft length (0 to `limit`) for a step over rows with these `drafts` and per-token `acceptance`."""
+        rows = len(drafts)
+        fixed, per_token = self.costs()
+        best, best_rate = 0, rows / (fixed + per_token * rows)
+        gains = [0.0] * rows
+        for length in range(1, limit + 1):
+            for row, (draft, rate) in enumerate(zip(drafts, acceptance)):
+                if len(draft) >= length:
+                    gains[row] += rate**length
+            tokens_per_second = (rows + sum(gains)) / (fixed + per_token * rows * (1 + length))
+            if tokens_per_second > best_rate:
+                best, best_rate = length, tokens_per_second
+        return best
 
 
 class NgramIndex:
@@ -64,4 +126,4 @@ class NgramIndex:
         return [] if end is None else self.tokens[end : end + limit]
 
 
-__all__ = ["NgramIndex", "PromptLookup"]
+__all__ = ["DEFAULT_LOOKUP", "DraftPlanner", "NgramIndex", "PromptLookup"]
