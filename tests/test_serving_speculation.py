@@ -1,4 +1,4 @@
-"""Prompt-lookup speculation in the engine: greedy tokens identical with and without it (random weights, a model that
+"""Prompt-lookup speculation in the engine, the batch's memory budget and the default thread count: greedy tokens identical with and without it (random weights, a model that
 repeats itself, the trained tiny model on PSM, SPM and plain prompts, batched rows accepting different lengths), the
 accept/reject rule's exact distribution, the n-gram index, and the batch's rollback of rejected positions."""
 
@@ -12,8 +12,9 @@ import torch
 from tiny_checkpoints import greedy, random_model, tiny_config, transition_model
 
 from transformers_codellama.serving import Engine, EngineRequest, SamplingParams
+from transformers_codellama.serving.engine import MAX_ROWS, cache_bytes_per_token, default_threads
 from transformers_codellama.serving.sampling import TokenChooser
-from transformers_codellama.serving.speculation import NgramIndex, PromptLookup
+from transformers_codellama.serving.speculation import DraftPlanner, NgramIndex, PromptLookup
 from transformers_codellama.tiny_model import CONTEXT
 
 LOOKUP = PromptLookup(draft_tokens=4, ngram=2)
@@ -150,3 +151,52 @@ def test_sampled_requests_run_with_speculation():
     again, _ = run(model, requests, speculation=lookup)
     assert first == again and [len(tokens) for tokens in first] == [30, 30, 30]  # seeded: reproducible
     assert engine.accepted > 0
+
+
+def test_the_planner_drafts_only_when_it_pays():
+    planner = DraftPlanner()
+    # Steps whose time is mostly per token (an output layer that dominates): drafting pays only when most drafts
+    # are kept.
+    for tokens in (8, 16, 40, 8, 24):
+        planner.observe(tokens, 0.0001 + 0.001 * tokens)
+    fixed, per_token = planner.costs()
+    assert per_token == pytest.approx(0.001, rel=0.1) and fixed < 0.002  # (shrunk a little towards the prior)
+    drafts = [[5, 6, 7, 8]] * 8
+    assert planner.length(drafts, [0.3] * 8, 4) == 0
+    assert planner.length(drafts, [0.99] * 8, 4) == 4
+    # Steps whose time is mostly fixed (weights read once per step): even half-right drafts pay.
+    planner = DraftPlanner()
+    for tokens in (1, 5, 2, 8, 1):
+        planner.observe(tokens, 0.05 + 0.0001 * tokens)
+    assert planner.length([[5, 6, 7, 8]], [0.5], 4) == 4
+    assert planner.length([[]], [0.9], 4) == 0
+
+
+def test_memory_budget_limits_the_rows_decoded_together():
+    model = random_model(tiny_config(), seed=5)
+    per_token = cache_bytes_per_token(model.config, torch.float32)
+    assert per_token == 2 * 2 * 4 * 16 * 4  # 2 layers, 4 key-value heads of 16, float32
+    prompts = [[1, *random.Random(index).sample(range(3, 32000), 20)] for index in range(6)]
+    requests = [EngineRequest(prompt, 12, ()) for prompt in prompts]
+    expected = [greedy(model, prompt, stop=[], max_new_tokens=12) for prompt in prompts]
+    # Room for two rows of prompt + new tokens (+ spare) at a time: the others wait, and all still finish right.
+    outputs, engine = run(model, requests, cache_memory=2 * (21 + 12 + 8) * per_token)
+    assert outputs == expected
+    assert engine.max_batch_size == MAX_ROWS and engine.cache_tokens == 2 * (21 + 12 + 8)
+    assert engine.steps >= 3 * 11  # never more than two requests decoding at once
+
+
+def test_default_threads_never_oversubscribes(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.1, 0.0, 0.0))
+    assert default_threads() == 1  # another busy process on one of the two cores
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    assert default_threads() == 2
+    monkeypatch.setattr(os, "getloadavg", lambda: (7.0, 0.0, 0.0))
+    assert default_threads() == 1  # never below one
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.0, 0.0, 0.0))
+    assert default_threads() == 2  # never above torch's own default (the physical cores)
