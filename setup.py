@@ -61,6 +61,7 @@ setup(
             "mypy>=1.10",
             "mkdocs>=1.6",
             "mkdocstrings[python]>=0.26",
+            "matplotlib>=3.8",  # benchmarks/bench_engine_speed.py's plot
         ],
     },
     entry_points={

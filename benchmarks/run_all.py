@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import subprocess
 import sys
 import time
@@ -30,6 +31,8 @@ TITLES = {
     "pipeline": "Pipeline infilling vs tokenizer + generate + decode by hand (target: overhead ≤ 5%)",
     "convert": "Converter at 7B and 70B layer shapes: peak memory, time vs a plain copy, start-up",
     "serving": "Serving: the engine and codellama-serve under load, prefix reuse, and transformers serve side by side",
+    "engine_speed": "Serving speed: the bare decode loop, codellama-serve and transformers serve at 1, 8 and 32 clients; "
+    "prompt-lookup speculation off and on",
 }
 
 
@@ -51,40 +54,75 @@ def _rows(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix.removesuffix(" / "), text)]
 
 
-def _svg(
-    timelines: dict[str, list[list[float]]], references: dict[str, float], width: int = 640, height: int = 320
-) -> str:
-    """RSS-over-time lines, one per conversion, and dashed reference levels (MB), as a dependency-free SVG."""
-    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
-    t_max = max(point[0] for line in timelines.values() for point in line) or 1.0
-    m_max = max([point[1] for line in timelines.values() for point in line] + list(references.values())) or 1.0
-    left, bottom, top, right = 60, 40, 20, 20
+def _ticks(top: float, count: int = 5) -> list[float]:
+    """Round tick values from 0 to at least `top` (steps of 1, 2 or 5 times a power of ten)."""
+    raw = top / count
+    power = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
+    step = next(factor * power for factor in (1, 2, 5, 10) if factor * power >= raw)
+    return [step * index for index in range(int(top / step) + 2) if step * (index - 1) < top]
 
-    def xy(t: float, m: float) -> str:
-        x = left + (width - left - right) * t / t_max
-        y = height - bottom - (height - bottom - top) * m / m_max
-        return f"{x:.1f},{y:.1f}"
+
+def _svg(
+    timelines: dict[str, list[list[float]]], references: dict[str, float], width: int = 720, height: int = 360
+) -> str:
+    """RSS-over-time lines, one per conversion (each its own colour, dash pattern and point marker, named in a
+    legend), and dashed reference levels (MB), on axes with their values, as a dependency-free SVG."""
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+    dashes = ["", "8 4", "2 3", "10 3 2 3", "4 2"]
+    t_ticks = _ticks(max(point[0] for line in timelines.values() for point in line) or 1.0)
+    m_top = max([point[1] for line in timelines.values() for point in line] + list(references.values())) or 1.0
+    m_ticks = _ticks(m_top)
+    t_max, m_max = t_ticks[-1], m_ticks[-1]
+    left, bottom, top, right = 70, 50, 20, 20
+
+    def x_of(t: float) -> float:
+        return left + (width - left - right) * t / t_max
+
+    def y_of(m: float) -> float:
+        return height - bottom - (height - bottom - top) * m / m_max
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+        'font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
     ]
+    for t in t_ticks:
+        x = x_of(t)
+        parts.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{height - bottom}" stroke="#ddd"/>')
+        parts.append(f'<text x="{x:.1f}" y="{height - bottom + 16}" text-anchor="middle">{t:g}</text>')
+    for m in m_ticks:
+        y = y_of(m)
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#ddd"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{m:g}</text>')
     parts.append(
         f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="black"/>'
     )
     parts.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="black"/>')
-    parts.append(f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">seconds (max {t_max:.1f})</text>')
+    parts.append(f'<text x="{(left + width - right) / 2}" y="{height - 12}" text-anchor="middle">time (s)</text>')
     parts.append(
-        f'<text x="14" y="{height / 2}" transform="rotate(-90 14 {height / 2})" text-anchor="middle">RSS MB (max {m_max:.0f})</text>'
+        f'<text x="16" y="{height / 2}" transform="rotate(-90 16 {height / 2})" text-anchor="middle">RSS (MB)</text>'
     )
     for label, level in references.items():
-        a, b = xy(0, level), xy(t_max, level)
-        parts.append(f'<polyline fill="none" stroke="gray" stroke-dasharray="6 4" points="{a} {b}"/>')
-        parts.append(f'<text x="{width - right}" y="{float(a.split(",")[1]) - 4}" text-anchor="end">{label}</text>')
+        y = y_of(level)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="gray" stroke-dasharray="6 4"/>'
+        )
+        parts.append(f'<text x="{width - right - 4}" y="{y - 4:.1f}" text-anchor="end" fill="gray">{label}</text>')
     for index, (label, line) in enumerate(timelines.items()):
-        color = colors[index % len(colors)]
-        points = " ".join(xy(t, m) for t, m in line)
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{points}"/>')
-        parts.append(f'<text x="{left + 10}" y="{top + 16 * (index + 1)}" fill="{color}">{label}</text>')
+        color, dash = colors[index % len(colors)], dashes[index % len(dashes)]
+        style = f'stroke="{color}" stroke-width="2"' + (f' stroke-dasharray="{dash}"' if dash else "")
+        points = " ".join(f"{x_of(t):.1f},{y_of(m):.1f}" for t, m in line)
+        parts.append(f'<polyline fill="none" {style} points="{points}"/>')
+        step = max(1, len(line) // 8)  # a few markers per line, a different shape per line
+        for t, m in line[::step]:
+            x, y = x_of(t), y_of(m)
+            if index % 2:
+                parts.append(f'<rect x="{x - 3:.1f}" y="{y - 3:.1f}" width="6" height="6" fill="{color}"/>')
+            else:
+                parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}"/>')
+        y = top + 10 + 18 * index
+        parts.append(f'<line x1="{left + 12}" y1="{y}" x2="{left + 48}" y2="{y}" {style}/>')
+        parts.append(f'<text x="{left + 54}" y="{y + 4}" fill="{color}">{label}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
@@ -226,6 +264,8 @@ def write_report() -> None:
             references = {f"checkpoint size ({max(sizes):.2f} GiB)": max(sizes) * 1024} if sizes else {}
             PLOT.write_text(_svg(timelines, references))
             lines += [f"![Converter memory over time]({PLOT.name})", ""]
+        if name == "engine_speed" and (REPO / "docs" / "serving_speed.svg").exists():
+            lines += ["![tokens/s and time to first token against clients](serving_speed.svg)", ""]
     REPORT.write_text("\n".join(lines))
     print(f"wrote {REPORT.relative_to(REPO)}")
 

@@ -6,6 +6,6 @@ decoding steps; each protocol module turns its requests into engine requests and
 format.
 """
 
-from .engine import Engine, EngineBusy, EngineError, EngineRequest, EngineStream, SamplingParams
+from .engine import Engine, EngineBusy, EngineError, EngineRequest, EngineStream, PromptLookup, SamplingParams
 
-__all__ = ["Engine", "EngineBusy", "EngineError", "EngineRequest", "EngineStream", "SamplingParams"]
+__all__ = ["Engine", "EngineBusy", "EngineError", "EngineRequest", "EngineStream", "PromptLookup", "SamplingParams"]

@@ -29,6 +29,7 @@ from .adapter import Adapter
 from .context import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS_CAP, ModelFacts, Server, ServerSettings
 from .engine import Engine
 from .errors import ErrorShape, ServingError, error_response, validation_error
+from .speculation import PromptLookup
 
 logger = logging.getLogger("transformers_codellama.serving")
 access_logger = logging.getLogger("transformers_codellama.serving.access")
@@ -142,9 +143,10 @@ def create_app(
     max_choices: int = 8,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     cors_origins: list[str] | None = None,
-    max_batch_size: int = 8,
+    max_batch_size: int = 0,
     prefix_cache_tokens: int = 16384,
     max_queue: int = 256,
+    speculation: PromptLookup | None = None,
 ) -> FastAPI:
     """The server as an ASGI app over an already loaded Code Llama `model` and its `tokenizer`.
 
@@ -160,9 +162,10 @@ def create_app(
         max_choices: The most choices one request may ask for.
         max_body_bytes: The largest request body accepted.
         cors_origins: Origins allowed by CORS (off when empty).
-        max_batch_size: Requests decoded together by the engine.
+        max_batch_size: Requests decoded together by the engine at most (0: as many as its cache memory holds).
         prefix_cache_tokens: The engine's prefix-cache budget, in tokens.
         max_queue: Requests waiting for a slot before the server answers 503.
+        speculation: The engine's prompt-lookup speculation (`speculation.PromptLookup`); None decodes one token a step.
     """
     settings = ServerSettings(
         model_name=model_name,
@@ -173,7 +176,12 @@ def create_app(
         cors_origins=list(cors_origins or []),
     )
     engine = Engine(
-        model, tokenizer, max_batch_size=max_batch_size, prefix_cache_tokens=prefix_cache_tokens, max_queue=max_queue
+        model,
+        tokenizer,
+        max_batch_size=max_batch_size,
+        prefix_cache_tokens=prefix_cache_tokens,
+        max_queue=max_queue,
+        speculation=speculation,
     )
     server = Server(engine=engine, tokenizer=tokenizer, model=ModelFacts.of(model, tokenizer), settings=settings)
     shapes = ErrorShapes(ADAPTERS, DEFAULT_ERRORS)

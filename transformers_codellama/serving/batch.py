@@ -10,6 +10,11 @@ would concatenate instead, copying every row's whole state at every step, a cost
 rows' states, not the weights, are what a larger batch adds). A request joining the batch is copied into a free row;
 one leaving is compacted away, and the columns no row needs any more are dropped by moving the window's start. The
 buffers are reallocated, with room to spare, only when a row or a column does not fit.
+
+A step may also verify drafted tokens (`speculate`, then `accept`): each row feeds its next token and its draft in one
+forward, and keeps the positions of the tokens it accepted. The rejected ones stay behind as masked-out columns (a
+hole in the row, which its position ids skip), so rows that accept different lengths stay aligned on `_end` without
+moving any state; the next reallocation compacts the holes away.
 """
 
 from __future__ import annotations
@@ -118,8 +123,10 @@ class DecodeBatch(Generic[Row]):
         self._cache: Cache | None = None
         self._mask = torch.zeros((0, 0), dtype=torch.long)
         self._start = self._end = 0  # the columns in use, shared by every row (each row right-aligned at `_end`)
-        self._lengths: list[int] = []
+        self._lengths: list[int] = []  # tokens in each row's state (its next position id)
+        self._spans: list[int] = []  # columns from each row's first token to `_end`: its length plus its holes
         self._next: list[int] = []
+        self._pending = 0  # positions of the last `speculate` awaiting `accept`
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -136,22 +143,36 @@ class DecodeBatch(Generic[Row]):
     def _reallocate(self, rows: int, left: int, right: int, like: KeyValues) -> None:
         """New buffers holding `rows` rows, with `left` free columns before the positions in use and `right` after;
         the rows in use are copied over. `like` gives each layer's heads, head size, dtype and device."""
-        width = self.width
+        holes = self._spans != self._lengths
+        width = max(self._lengths, default=0) if holes else self.width
         columns = left + width + right
         count = len(self.rows)
+        valid = [self._mask[row, self._start : self._end].nonzero().squeeze(1) for row in range(count)] if holes else []
         layers: list[Any] = []
         for index, (keys, values) in enumerate(like):
             shape = (rows, keys.shape[1], columns, keys.shape[3])
             # Uninitialised: only the positions in use are ever read, and `join` zeroes a row's padding there.
             new_keys = torch.empty(shape, dtype=keys.dtype, device=keys.device)
             new_values = torch.empty((*shape[:3], values.shape[3]), dtype=values.dtype, device=values.device)
-            if count:
+            if count and not holes:
                 old_keys, old_values = self._layers[index].view(count, self._start, self._end)
                 new_keys[:count, :, left : left + width] = old_keys
                 new_values[:count, :, left : left + width] = old_values
+            elif count:  # compact: each row's kept columns, right-aligned, zeros before them
+                old_keys, old_values = self._layers[index].view(count, self._start, self._end)
+                for row, columns_kept in enumerate(valid):
+                    first = left + width - len(columns_kept)
+                    for new, old in ((new_keys, old_keys), (new_values, old_values)):
+                        new[row, :, left:first] = 0
+                        new[row, :, first : left + width] = old[row].index_select(1, columns_kept.to(old.device))
             layers.append(_BufferLayer(new_keys, new_values))
         mask = torch.zeros((rows, columns), dtype=torch.long)
-        mask[:count, left : left + width] = self._mask[:count, self._start : self._end]
+        if holes:
+            for row, length in enumerate(self._lengths):
+                mask[row, left + width - length : left + width] = 1
+            self._spans = list(self._lengths)
+        else:
+            mask[:count, left : left + width] = self._mask[:count, self._start : self._end]
         self._layers, self._mask = layers, mask
         self._cache = Cache(layers=layers)
         self._start, self._end = left, left + width
@@ -171,9 +192,11 @@ class DecodeBatch(Generic[Row]):
         rows = self._row_capacity if count < self._row_capacity else 2 * self._row_capacity
         grow = max(0, length - self.width)  # columns the window must grow by on its left
         if not self._layers or rows > self._mask.shape[0] or grow > self._start:
-            left = grow + self._spare(max(length, self.width))
-            right = self._spare(max(length, self.width)) if not count else self._mask.shape[1] - self._end
+            compacted = max(self._lengths) if self._spans != self._lengths else self.width  # after `_reallocate`
+            left = max(0, length - compacted) + self._spare(max(length, compacted))
+            right = self._spare(max(length, compacted)) if not count else self._mask.shape[1] - self._end
             self._reallocate(rows, left, right, state)
+            grow = max(0, length - self.width)
         # Padding is masked out, and zero so that it stays a finite number (attention multiplies it by 0): the
         # columns the window grows by, for the rows already there (their mask is 0 there: never used, or cleared
         # when their rows left), and the new row's columns before its tokens.
@@ -188,6 +211,7 @@ class DecodeBatch(Generic[Row]):
         self._mask[count, end - length : end] = 1
         self.rows.append(row)
         self._lengths.append(length)
+        self._spans.append(length)
         self._next.append(next_token)
         self._view()
 
@@ -209,32 +233,66 @@ class DecodeBatch(Generic[Row]):
         self._mask[count:] = 0
         self.rows = [self.rows[i] for i in indices]
         self._lengths = [self._lengths[i] for i in indices]
+        self._spans = [self._spans[i] for i in indices]
         self._next = [self._next[i] for i in indices]
-        self._start = self._end - max(self._lengths)
+        self._start = self._end - max(self._spans)
         self._view()
 
     def step(self) -> torch.Tensor:
         """One forward over every row's next token; returns the next-token logits, shape (rows, vocab), float32."""
+        logits = self._forward([[token] for token in self._next])
+        self._end += 1
+        self._lengths = [length + 1 for length in self._lengths]
+        self._spans = [span + 1 for span in self._spans]
+        return logits[:, 0]
+
+    def speculate(self, drafts: Sequence[Sequence[int]]) -> torch.Tensor:
+        """One forward over every row's next token followed by its draft (drafts may differ in length, or be
+        empty); returns the logits after each of those tokens, shape (rows, 1 + longest draft, vocab), float32.
+        `accept` must follow, with how many of each row's draft tokens it keeps."""
+        inputs = [[token, *draft] for token, draft in zip(self._next, drafts)]
+        logits = self._forward(inputs)
+        width = logits.shape[1]
+        self._pending = width
+        # A row's padding after its draft is never attended to: mask it out now.
+        for row, tokens in enumerate(inputs):
+            self._mask[row, self._end + len(tokens) : self._end + width] = 0
+        self._end += width
+        self._spans = [span + width for span in self._spans]
+        return logits
+
+    def accept(self, accepted: Sequence[int]) -> None:
+        """After `speculate`: keep each row's next token and its first `accepted[row]` draft tokens; the positions
+        after them are masked out (the cache's rollback) and the row's next position follows its kept tokens."""
+        width, self._pending = self._pending, 0
+        for row, count in enumerate(accepted):
+            kept = 1 + count
+            self._mask[row, self._end - width + kept : self._end] = 0
+            self._lengths[row] += kept
+
+    def _forward(self, inputs: list[list[int]]) -> torch.Tensor:
+        """The model over `inputs` (each row's new tokens, padded on the right to the longest), written into the
+        columns after `_end` (`_end` is left as it was); the logits after each input token, (rows, width, vocab)."""
         count = len(self.rows)
-        if self._end == self._mask.shape[1]:  # no free column left for this step's position
+        width = max(len(tokens) for tokens in inputs)
+        if self._end + width > self._mask.shape[1]:  # no free column left for this step's positions
             like = [layer.buffers for layer in self._layers]
-            self._reallocate(self._row_capacity, 0, self._spare(self.width), like)
+            self._reallocate(self._row_capacity, 0, self._spare(self.width) + width, like)
         device = self.model.device
-        input_ids = torch.tensor(self._next, device=device).unsqueeze(1)
-        position_ids = torch.tensor(self._lengths, device=device).unsqueeze(1)
-        self._mask[:count, self._end] = 1
-        inputs = {"input_ids": input_ids, "attention_mask": self._mask[:count, self._start : self._end + 1].to(device)}
+        input_ids = torch.tensor([tokens + [tokens[-1]] * (width - len(tokens)) for tokens in inputs], device=device)
+        position_ids = torch.tensor(self._lengths).unsqueeze(1) + torch.arange(width)
+        self._mask[:count, self._end : self._end + width] = 1
+        mask = self._mask[:count, self._start : self._end + width].to(device)
+        step = {"input_ids": input_ids, "attention_mask": mask, "position_ids": position_ids.to(device)}
         if self._split is None or count == 1:  # one row: exactly the model's own forward, as `generate` runs it
-            logits = forward(self.model, self._cache, **inputs, position_ids=position_ids).logits[:, -1]
+            logits = forward(self.model, self._cache, **step).logits
         else:
             # The same logits, with the product taken as weight x hidden^T: for a few rows against a vocabulary-wide
             # weight, the CPU's BLAS (MKL) is about 1.5 times faster that way round than as `lm_head` computes it
             # (hidden x weight^T), and the output layer is the largest matrix product of a decoding step.
             decoder, weight = self._split
-            hidden = forward(decoder, self._cache, **inputs, position_ids=position_ids).last_hidden_state[:, -1]
-            logits = torch.mm(weight, hidden.t()).t()
-        self._end += 1
-        self._lengths = [length + 1 for length in self._lengths]
+            hidden = forward(decoder, self._cache, **step).last_hidden_state
+            logits = torch.mm(weight, hidden.reshape(-1, hidden.shape[-1]).t()).t().reshape(count, width, -1)
         return logits.float()
 
     def feed(self, tokens: Sequence[int]) -> None:

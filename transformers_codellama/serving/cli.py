@@ -25,6 +25,7 @@ try:
 
     from .context import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS_CAP
     from .default_model import DEFAULT_MODEL_NAME, DEFAULT_MODEL_NOTE, load_default_model
+    from .speculation import DEFAULT_LOOKUP, PromptLookup
 except ImportError as missing:
     if (missing.name or "").partition(".")[0] not in SERVE_MODULES:
         raise
@@ -65,7 +66,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # The old spelling, which read as a default rather than a cap: still accepted, with a note on stderr.
     parser.add_argument("--max-tokens", type=int, dest="deprecated_max_tokens", help=argparse.SUPPRESS)
-    parser.add_argument("--max-batch-size", type=int, default=8, help="requests decoded together")
+    parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=0,
+        help="requests decoded together at most (default: 0, as many as the cache memory holds, up to 256)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads (default: 0, the cores this process may use less those busy with other work)",
+    )
+    parser.add_argument(
+        "--draft-tokens",
+        type=int,
+        default=DEFAULT_LOOKUP.draft_tokens,
+        help="prompt-lookup speculation: tokens drafted per request and step (default: %(default)s; 0 turns it off)",
+    )
+    parser.add_argument(
+        "--draft-ngram",
+        type=int,
+        default=DEFAULT_LOOKUP.ngram,
+        help="prompt-lookup speculation: trailing tokens matched against the request's own text (default: %(default)s)",
+    )
     parser.add_argument("--prefix-cache-tokens", type=int, default=16384, help="prompt-state cache budget, in tokens")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest request body")
     parser.add_argument(
@@ -87,8 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("--port", args.port),
         (cap_flag, args.max_tokens_cap),
         ("--max-batch-size", args.max_batch_size),
+        ("--threads", args.threads),
+        ("--draft-tokens", args.draft_tokens),
+        ("--draft-ngram", args.draft_ngram),
     ):
-        if value < (0 if name == "--port" else 1):
+        if value < (1 if name in ("--max-tokens-cap", "--max-tokens", "--draft-ngram") else 0):
             print(f"codellama-serve: error: {name} must be positive; got {value}", file=sys.stderr)
             return 2
 
@@ -98,7 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import transformers_codellama  # noqa: F401  (registers Code Llama with the Auto classes)
 
     from .app import create_app
+    from .engine import default_threads
 
+    # Chosen before anything runs on torch: the engine's thread decodes with the count its starter has.
+    threads = args.threads or default_threads()
+    torch.set_num_threads(threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
     model: Any
@@ -128,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cors_origins=args.cors_origin,
         max_batch_size=args.max_batch_size,
         prefix_cache_tokens=args.prefix_cache_tokens,
+        speculation=PromptLookup(draft_tokens=args.draft_tokens, ngram=args.draft_ngram) if args.draft_tokens else None,
     )
     note = f"; {DEFAULT_MODEL_NOTE}" if args.model is None else ""
     dtype_name = str(next(model.parameters()).dtype).removeprefix("torch.")
@@ -140,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if self.started:
                 host, port = _bound(self, args.host, args.port)
                 print(
-                    f"codellama-serve: {name} ({dtype_name}, {device}{note}) at http://{host}:{port}",
+                    f"codellama-serve: {name} ({dtype_name}, {device}, {threads} threads{note}) at http://{host}:{port}",
                     file=sys.stderr,
                     flush=True,
                 )

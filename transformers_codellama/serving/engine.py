@@ -4,11 +4,18 @@ Requests come in as token ids (the protocol layer builds the prompt: BOS, the in
 go out as a stream of generated token ids. Between two decoding steps the scheduler
 
 1. drops the requests that were cancelled or whose client went away (their slot is free for the next step);
-2. admits waiting requests into free slots, those arriving meanwhile too (up to one batch's worth of prefills): each
-   one's prompt is prefilled alone, reusing the state of the leading tokens it shares with a recent prompt
-   (`PrefixCache`), and its first token is chosen from the prefill's logits and sent at once;
+2. admits waiting requests, those arriving meanwhile too, while the batch's cache fits its memory budget and the
+   prefills since the last step have taken less than a few steps' time (so the running requests never stall for
+   long): each one's prompt is prefilled alone, reusing the state of the leading tokens it shares with a recent
+   prompt (`PrefixCache`), and its first token is chosen from the prefill's logits and sent at once;
 3. runs one forward over the next token of every running request (`DecodeBatch`: continuous batching), and hands
-   each request its token, ending it on one of its stop ids or at its `max_new_tokens`.
+   each request its token, ending it on one of its stop ids or at its `max_new_tokens`. With prompt-lookup
+   speculation (`PromptLookup`) a request's next token comes with a draft copied from its own earlier tokens, verified
+   in the same forward: a step then gives it every draft token the model agrees with, plus one.
+
+The batch is sized as vLLM's scheduler sizes it, by tokens rather than by requests: a request joins while every
+running request's cache (prompt + `max_new_tokens`, the rows aligned to the longest) fits in the memory the cache may
+use, up to `MAX_ROWS` rows. Per-step host work grows with the running requests only, never with the waiting ones.
 
 Each request keeps its own stop ids, sampling settings and generator, so greedy decoding gives the same tokens as
 the request served alone, and a seeded sampled request the same tokens as `torch.manual_seed(seed)` + `generate`.
@@ -28,7 +35,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import os
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -41,8 +51,54 @@ from .batch import DecodeBatch, cache_from, forward, state_of
 from .engine_api import CANCELLED, ERROR, LENGTH, STOP, EngineBusy, EngineError, EngineRequest, FinishReason
 from .prefix_cache import KeyValues, PrefixCache
 from .sampling import SamplingParams, TokenChooser
+from .speculation import DraftPlanner, NgramIndex, PromptLookup
 
 logger = logging.getLogger(__name__)
+
+MAX_ROWS = 256  # the most requests decoded together when the batch is sized from memory (vLLM's max_num_seqs)
+# The share of the memory available at start-up that the running batch's keys and values may take by default.
+CACHE_MEMORY_SHARE = 0.25
+# Prefills between two steps stop once they have taken this many steps' time (or `MIN_PREFILL_SECONDS`).
+PREFILL_STEPS, MIN_PREFILL_SECONDS = 4, 0.05
+
+
+def default_threads() -> int:
+    """The torch intra-op thread count that does not oversubscribe the cores this process may use.
+
+    Decoding is a chain of small matrix products, each split over torch's threads (OpenMP), which spin at every join
+    for the slowest of them: one thread that shares its core with another busy process stalls them all (on 2 cores
+    with one other busy process, two threads decoded 45 times slower than one). So: the cores this process may run
+    on (its CPU affinity, which containers and `taskset` narrow), less those the recent load keeps busy (the 1-minute
+    load average), never more than torch's own default (the physical cores) and at least one.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # no load average on this platform
+        busy = 0.0
+    free = cores - math.ceil(busy - 0.25) if busy > 0.25 else cores  # a load under a quarter of a core is idle
+    return max(1, min(cores, free, torch.get_num_threads()))
+
+
+def cache_bytes_per_token(config: Any, dtype: torch.dtype) -> int:
+    """The bytes one token's keys and values take over all of a model's layers."""
+    heads = int(getattr(config, "num_key_value_heads", None) or config.num_attention_heads)
+    head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads)
+    return 2 * int(config.num_hidden_layers) * heads * head_dim * torch.empty((), dtype=dtype).element_size()
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for new tensors on `device` now (the accelerator's free memory, or the host's available RAM)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
 @dataclass(frozen=True)
@@ -77,6 +133,9 @@ class EngineStream:
         # Scheduler-side state.
         self._chooser: TokenChooser | None = None
         self._generated = 0
+        self._lookup: NgramIndex | None = None  # the prompt and output, for drafting (speculation on)
+        self.drafted = self.accepted = 0  # draft tokens proposed and accepted for this request
+        self._acceptance = 0.6  # a running estimate of the chance that one of its draft tokens is kept
 
     def __aiter__(self) -> AsyncIterator[int]:
         return self._tokens()
@@ -136,11 +195,16 @@ class Engine:
     Args:
         model: a causal LM (`CodeLlamaForCausalLM`, `LlamaForCausalLM`, ...), already on its device, in eval mode.
         tokenizer: its tokenizer (kept for the protocol layer; the engine itself works in ids).
-        max_batch_size: requests decoded together at most; more wait in the queue.
+        max_batch_size: requests decoded together at most; more wait in the queue. 0 (the default) sizes the batch
+            from `cache_memory` instead, up to `MAX_ROWS`.
         prefix_cache_tokens: tokens of prompt state kept for reuse by the next prompts (0 turns prefix reuse off).
             One token's state takes 2 x layers x key-value heads x head size values: 0.5 MiB for a 7B model in
             bfloat16, so the default budget holds up to 8 GiB there.
         max_queue: waiting requests at most; `submit` raises `EngineBusy` beyond.
+        cache_memory: bytes the running batch's keys and values may take (default: `CACHE_MEMORY_SHARE` of the
+            memory available on the model's device at start-up). A request joins the batch only while every running
+            request's prompt + `max_new_tokens` fits, all rows as long as the longest (their layout).
+        speculation: prompt-lookup drafting (`PromptLookup`), or None for one token per request and step.
     """
 
     def __init__(
@@ -148,24 +212,37 @@ class Engine:
         model: Any,
         tokenizer: Any,
         *,
-        max_batch_size: int = 8,
+        max_batch_size: int = 0,
         prefix_cache_tokens: int = 16384,
         max_queue: int = 256,
+        cache_memory: int | None = None,
+        speculation: PromptLookup | None = None,
     ) -> None:
-        if max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be >= 1; got {max_batch_size}")
+        if max_batch_size < 0:
+            raise ValueError(f"max_batch_size must be >= 0 (0: sized from memory); got {max_batch_size}")
+        if cache_memory is not None and cache_memory < 1:
+            raise ValueError(f"cache_memory must be a positive number of bytes; got {cache_memory}")
+        if speculation is not None:
+            speculation.check()
         if prefix_cache_tokens < 0:
             raise ValueError(f"prefix_cache_tokens must be >= 0; got {prefix_cache_tokens}")
         if max_queue < 1:
             raise ValueError(f"max_queue must be >= 1; got {max_queue}")
         self.model = model
         self.tokenizer = tokenizer
-        self.max_batch_size = max_batch_size
+        self.max_batch_size = max_batch_size or MAX_ROWS
         self.max_queue = max_queue
+        self.speculation = speculation
+        parameter = next(model.parameters())
+        if cache_memory is None:
+            cache_memory = int(CACHE_MEMORY_SHARE * available_memory(parameter.device))
+        self.cache_memory = cache_memory
+        # The cache's budget in tokens: every row is as wide as the longest (right-aligned), so rows x widest.
+        self.cache_tokens = max(1, cache_memory // cache_bytes_per_token(model.config, parameter.dtype))
         self.max_context: int = int(model.config.max_position_embeddings)
         self.vocab_size: int = int(model.config.vocab_size)
         self.prefix_cache = PrefixCache(prefix_cache_tokens)
-        self._batch: DecodeBatch[EngineStream] = DecodeBatch(model, rows=max_batch_size)
+        self._batch: DecodeBatch[EngineStream] = DecodeBatch(model, rows=min(self.max_batch_size, 8))
         self._waiting: deque[EngineStream] = deque()
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -176,6 +253,9 @@ class Engine:
         self._outbox: list[tuple[EngineStream, int | _End | None]] = []
         self.steps = 0  # decoding steps run so far (each one forward over the running batch)
         self.prefills = 0  # prompts prefilled so far
+        self.drafted = self.accepted = 0  # draft tokens proposed and accepted so far (speculation)
+        self._step_seconds = 0.0  # a running average of a decoding step's time
+        self._planner = DraftPlanner()
 
     # Public API.
 
@@ -221,6 +301,8 @@ class Engine:
         self._check(request)
         stream = EngineStream(self, request, asyncio.get_running_loop())
         stream._chooser = TokenChooser(request.sampling)
+        if self.speculation is not None:
+            stream._lookup = NgramIndex(request.prompt_ids, self.speculation.ngram)
         with self._condition:
             if len(self._waiting) >= self.max_queue:
                 raise EngineBusy(f"the engine's queue is full ({self.max_queue} requests waiting)")
@@ -270,13 +352,12 @@ class Engine:
                         if self._stopping:
                             return
                     self._drop_cancelled()
-                    # Requests that arrive during a prefill are admitted before the next step rather than after it
-                    # (a step of a full batch takes about half a prefill); at most one batch's worth of prefills,
-                    # so the running requests never wait longer than that.
-                    prefills = 0
-                    while prefills < self.max_batch_size and (stream := self._next_waiting()) is not None:
+                    # Requests that arrive during a prefill are admitted before the next step rather than after it,
+                    # until the prefills have taken a few steps' time: the running requests wait no longer.
+                    started = time.perf_counter()
+                    allowance = max(MIN_PREFILL_SECONDS, PREFILL_STEPS * self._step_seconds)
+                    while time.perf_counter() - started < allowance and (stream := self._next_waiting()) is not None:
                         self._admit(stream)
-                        prefills += 1
                     self._flush()
                     if len(self._batch):
                         self._decode_step()
@@ -287,11 +368,16 @@ class Engine:
             raise
 
     def _next_waiting(self) -> EngineStream | None:
-        """The first waiting request, taken off the queue, if the batch has a free slot for it."""
+        """The first waiting request, taken off the queue, if the batch has room for it (rows and cache memory)."""
         with self._condition:
-            if self._waiting and len(self._batch) < self.max_batch_size:
-                return self._waiting.popleft()
-            return None
+            if not self._waiting or len(self._batch) >= self.max_batch_size:
+                return None
+            rows = self._batch.rows
+            if rows:
+                widest = max(_reserved(stream) for stream in [*rows, self._waiting[0]])
+                if (len(rows) + 1) * widest > self.cache_tokens:
+                    return None
+            return self._waiting.popleft()
 
     def _end_all(self, end: _End) -> None:
         with self._condition:
@@ -365,21 +451,46 @@ class Engine:
         None when the stream ended with it."""
         assert stream._chooser is not None
         token = argmax if stream._chooser.greedy else stream._chooser.choose(logits)
+        if not self._emit(stream, token):
+            return None
+        if stream._lookup is not None:
+            stream._lookup.extend([token])
+        return token
+
+    def _emit(self, stream: EngineStream, token: int) -> bool:
+        """Hand `token` to `stream`, or end it (a stop id, or its last token); whether it goes on."""
         if token in stream.request.stop_ids:
             self._finish(stream, _End(STOP, stop_id=token))
-            return None
+            return False
         stream._generated += 1
         self._outbox.append((stream, token))
         if stream._generated >= stream.request.max_new_tokens:
             self._finish(stream, _End(LENGTH))
+            return False
+        return True
+
+    def _drafts(self, rows: list[EngineStream]) -> list[list[int]] | None:
+        """Each row's draft (speculation on), capped so that its tokens never pass its `max_new_tokens`; None when
+        no row has one (a plain step)."""
+        assert self.speculation is not None
+        limit = self.speculation.draft_tokens
+        drafts = []
+        for stream in rows:
+            room = min(limit, stream.request.max_new_tokens - stream._generated - 1)
+            drafts.append(stream._lookup.draft(room) if stream._lookup is not None and not stream._cancelled else [])
+        if not any(drafts):
             return None
-        return token
+        length = self._planner.length(drafts, [stream._acceptance for stream in rows], limit)
+        return [draft[:length] for draft in drafts] if length else None
 
     def _decode_step(self) -> None:
         rows = list(self._batch.rows)
         self.steps += 1
+        drafts = self._drafts(rows) if self.speculation is not None else None
+        started = time.perf_counter()
         try:
-            logits = self._batch.step()
+            logits = self._batch.step().unsqueeze(1) if drafts is None else self._batch.speculate(drafts)
+            self._planner.observe(logits.shape[0] * logits.shape[1], time.perf_counter() - started)
         except Exception as error:  # a failed forward leaves the batch's state unknown: end its requests
             logger.exception("decoding step failed")
             with self._condition:
@@ -387,26 +498,56 @@ class Engine:
             for stream in rows:
                 self._finish(stream, _End(ERROR, error=error))
             return
-        argmax = logits.argmax(dim=-1).tolist()  # every greedy row's token at once
-        keep, tokens, cancelled = [], [], []
+        argmax = logits.argmax(dim=-1).tolist()  # every greedy row's tokens at once
+        keep, tokens, accepted, cancelled = [], [], [0] * len(rows), []
         for index, stream in enumerate(rows):
             if stream._cancelled:
                 cancelled.append(stream)
                 continue
+            assert stream._chooser is not None
+            draft = drafts[index] if drafts is not None else []
             try:
-                token = self._choose(stream, logits[index], argmax[index])
+                chosen = stream._chooser.verify(logits[index], draft, argmax[index])
             except Exception as error:
                 logger.exception("choosing a token failed")
                 self._finish(stream, _End(ERROR, error=error))
                 continue
-            if token is not None:
+            accepted[index] = len(chosen) - 1
+            if draft:
+                stream._acceptance = 0.7 * stream._acceptance + 0.3 * (len(chosen) - 1) / len(draft)
+            stream.drafted += len(draft)
+            stream.accepted += len(chosen) - 1
+            self.drafted += len(draft)
+            self.accepted += len(chosen) - 1
+            if all(self._emit(stream, token) for token in chosen):
+                if stream._lookup is not None:
+                    stream._lookup.extend(chosen)
                 keep.append(index)
-                tokens.append(token)
+                tokens.append(chosen[-1])
         with self._condition:
+            if drafts is not None:
+                self._batch.accept(accepted)
             self._batch.keep(keep)
             self._batch.feed(tokens)
+        # An average over the last steps or so: what a step costs at the batch's present size.
+        seconds = time.perf_counter() - started
+        self._step_seconds = seconds if self.steps == 1 else 0.8 * self._step_seconds + 0.2 * seconds
         for stream in cancelled:  # only now is the slot free
             self._outbox.append((stream, None))
 
 
-__all__ = ["Engine", "EngineBusy", "EngineError", "EngineRequest", "EngineStream", "SamplingParams"]
+def _reserved(stream: EngineStream) -> int:
+    """The cache positions `stream` may need: its prompt, its new tokens, a draft's worth of spare."""
+    return stream.prompt_tokens + stream.request.max_new_tokens + 8
+
+
+__all__ = [
+    "Engine",
+    "EngineBusy",
+    "EngineError",
+    "EngineRequest",
+    "EngineStream",
+    "PromptLookup",
+    "SamplingParams",
+    "default_threads",
+]

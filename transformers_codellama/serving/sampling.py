@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -79,13 +80,45 @@ class TokenChooser:
         """The next token from `logits` (one row of the vocabulary's scores, float32)."""
         if self.greedy:
             return int(logits.argmax())
+        return int(torch.multinomial(self._probabilities(logits), num_samples=1, generator=self.generator)[0, 0])
+
+    def verify(self, logits: torch.Tensor, draft: Sequence[int], argmax: Sequence[int]) -> list[int]:
+        """The tokens one speculative step gives: the leading draft tokens accepted, then one more chosen token.
+
+        `logits[j]` scores the token after draft token j - 1 (row 0: after the step's input token); `argmax[j]` is
+        its argmax. Greedy: a draft token is kept while it equals the argmax, so the tokens are exactly those of
+        decoding one at a time. Sampled: the standard accept/reject rule for a draft that is one fixed token
+        (q = 1 on it): keep it with probability p(token); on rejection draw from p with that token removed
+        (max(0, p - q), renormalised), so every token is distributed exactly as `choose` draws it.
+        """
+        tokens: list[int] = []
+        if self.greedy:
+            for position, token in enumerate(draft):
+                if argmax[position] != token:
+                    break
+                tokens.append(token)
+            tokens.append(argmax[len(tokens)])
+            return tokens
+        for position, token in enumerate(draft):
+            probabilities = self._probabilities(logits[position])
+            if float(torch.rand((), generator=self.generator)) < float(probabilities[0, token]):
+                tokens.append(token)
+                continue
+            probabilities[0, token] = 0
+            tokens.append(int(torch.multinomial(probabilities, num_samples=1, generator=self.generator)[0, 0]))
+            return tokens
+        tokens.append(self.choose(logits[len(draft)]))
+        return tokens
+
+    def _probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         # These warpers never read the ids generated so far, so an empty row stands in for them.
         scores = self.warpers(_NO_IDS, logits.unsqueeze(0))
         probabilities = torch.softmax(scores, dim=-1).cpu()
         if not bool(torch.isfinite(probabilities).all()):
             # A temperature so small that logits / temperature overflow (e.g. 5e-324): its limit is greedy.
-            return int(logits.argmax())
-        return int(torch.multinomial(probabilities, num_samples=1, generator=self.generator)[0, 0])
+            probabilities = torch.zeros_like(probabilities)
+            probabilities[0, int(logits.argmax())] = 1.0
+        return probabilities
 
 
 __all__ = ["MAX_SEED", "SamplingParams", "TokenChooser"]

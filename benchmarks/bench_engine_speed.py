@@ -1,0 +1,336 @@
+"""How fast the engine decodes against its limit and its anchor, and what prompt-lookup speculation buys; one run.
+
+    python benchmarks/bench_engine_speed.py [--rounds 3] [--threads 1]
+
+1. The limit: a bare batched greedy loop over the dim-256, 4-layer model (its forward with its cache, no server,
+   no text) at batch 1, 8 and 32, as tokens/s.
+2. `codellama-serve` and `transformers serve --continuous-batching` as processes on the same weights, streaming
+   clients at 1, 8 and 32: tokens/s and median time to first token; ours also as a share of the bare loop.
+3. Speculation off and on, in-process engines measured in alternating rounds:
+   - the edit workload on the trained tiny model: infilling prompts cut from held-out real code where the middle
+     (one line) repeats a line of the prefix or suffix; acceptance rate, tokens/s per client and latency to the
+     full middle (to its EOT);
+   - a workload where nothing matches: the random-weight dim-256 model on editor prompts, sampled at temperature 1
+     (its output repeats nothing), 1 and 8 clients.
+It writes `benchmarks/results/engine_speed.json` and the plot `docs/serving_speed.png` / `.svg`.
+
+Targets (issue 21): >= 2x the anchor's tokens/s at 8 and 32 clients with a time to first token no worse; >= 0.8x
+the bare loop at 32; >= 1.5x tokens/s per client on the edit workload with speculation; >= 0.95x everywhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault(
+    "OMP_NUM_THREADS", sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv[:-1] else "1"
+)
+
+import torch
+from transformers import DynamicCache
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_serving import editor_cuts, editor_requests, new_tokens
+from common import MODEL_SIZES, REPO, SHARED_DATA, save
+
+from transformers_codellama import CodeLlamaConfig, CodeLlamaForCausalLM, CodeLlamaTokenizerFast
+from transformers_codellama.serving import Engine, EngineRequest, PromptLookup, SamplingParams
+from transformers_codellama.serving.batch import forward
+
+CLIENT_COUNTS = (1, 8, 32)
+PLOT = REPO / "docs" / "serving_speed"
+
+
+def bare_loop(model: CodeLlamaForCausalLM, rows: int, prompt: int = 160, steps: int = 64) -> float:
+    """Tokens/s of greedy decoding `rows` equal-length random prompts together: the model's forward with its own
+    cache, argmax, nothing else (the prefill is not timed)."""
+    generator = torch.Generator().manual_seed(rows)
+    ids = torch.randint(3, model.config.vocab_size, (rows, prompt), generator=generator)
+    cache = DynamicCache()
+    with torch.inference_mode():
+        logits = forward(model, cache, input_ids=ids, logits_to_keep=1).logits
+        start = time.perf_counter()
+        for _ in range(steps):
+            token = logits[:, -1].argmax(dim=-1, keepdim=True)
+            logits = forward(model, cache, input_ids=token).logits
+    return rows * steps / (time.perf_counter() - start)
+
+
+def http_work(seed: int, count: int) -> list[tuple[str, int]]:
+    """Plain completions of real code (~550 characters), 32 to 96 new tokens (transformers serve cannot infill)."""
+    cuts, lengths = editor_cuts(count, seed=100 + seed), new_tokens(count, seed=100 + seed)
+    return [(prefix + suffix, length) for (prefix, suffix), length in zip(cuts, lengths)]
+
+
+def http_measurements(
+    model: CodeLlamaForCausalLM, tokenizer: CodeLlamaTokenizerFast, rounds: int, threads: int
+) -> dict:
+    """Both servers up at once, each client count in each round, the order reversed every round; medians."""
+    import serving_http as http
+
+    ours, theirs = "codellama-serve", "transformers serve --continuous-batching"
+    with tempfile.TemporaryDirectory() as directory, contextlib.ExitStack() as servers:
+        codellama_path, llama_path = http.export_checkpoints(model, tokenizer, Path(directory))
+        port = http.free_port()
+        command = http.codellama_serve(codellama_path, port)
+        targets = {
+            ours: (servers.enter_context(http.server(command, port, threads, Path(directory) / "o.log")), "bench")
+        }
+        port = http.free_port()
+        command = http.transformers_serve(llama_path, port)
+        if command is not None:
+            url = servers.enter_context(http.server(command, port, threads, Path(directory) / "t.log"))
+            targets[theirs] = (url, str(llama_path))
+        for url, name in targets.values():  # warm-up
+            asyncio.run(http.load_round(url, name, http_work(0, 32), 32))
+        runs = [(name, clients) for name in targets for clients in CLIENT_COUNTS]
+        samples: dict[tuple[str, int], list[dict]] = {run: [] for run in runs}
+        for round_ in range(rounds):
+            for name, clients in runs if round_ % 2 == 0 else runs[::-1]:
+                url, model_name = targets[name]
+                work = http_work(1 + 10 * round_ + clients, max(8, 2 * clients))
+                samples[name, clients].append(asyncio.run(http.load_round(url, model_name, work, clients)))
+    return {
+        name: {
+            f"{clients} clients": {
+                "tokens/s": statistics.median(sample["tokens/s"] for sample in samples[name, clients]),
+                "ttft ms": 1e3 * statistics.median(sample["ttft"] for sample in samples[name, clients]),
+            }
+            for clients in CLIENT_COUNTS
+        }
+        for name in targets
+    }
+
+
+def repeating_cuts(tokenizer: CodeLlamaTokenizerFast, context: int, count: int, seed: int = 0) -> list[list[int]]:
+    """Infilling prompts (PSM) from held-out real code: the middle is one whole line that also occurs in the
+    ~300 characters before it or the ~120 after it; prompts leave room for a 48-token middle."""
+    from transformers_codellama.tiny_model import stdlib_files
+
+    rng = random.Random(seed)
+    prompts: list[list[int]] = []
+    texts = [path.read_text(encoding="utf-8") for path in stdlib_files()[1]]
+    candidates = []
+    for text in texts:
+        lines = text.splitlines(keepends=True)
+        offset = 0
+        for index, line in enumerate(lines):
+            before, after = text[max(0, offset - 300) : offset], text[offset + len(line) : offset + len(line) + 120]
+            if len(line.strip()) >= 12 and (line in before or line in after) and index > 3:
+                candidates.append((before, after))
+            offset += len(line)
+    rng.shuffle(candidates)
+    for before, after in candidates:
+        ids = tokenizer(before, suffix=after)["input_ids"]
+        if len(ids) + 48 <= context:
+            prompts.append(ids)
+        if len(prompts) == count:
+            break
+    return prompts
+
+
+async def _client(engine: Engine, work: collections.deque[EngineRequest], latencies: list[float]) -> int:
+    received = 0
+    while work:
+        request = work.popleft()
+        start = time.perf_counter()
+        received += sum([1 async for _ in engine.submit(request)])
+        latencies.append(time.perf_counter() - start)
+    return received
+
+
+async def _round(engine: Engine, requests: list[EngineRequest], clients: int) -> dict:
+    work, latencies = collections.deque(requests), []
+    drafted, accepted = engine.drafted, engine.accepted
+    start = time.perf_counter()
+    counts = await asyncio.gather(*[_client(engine, work, latencies) for _ in range(clients)])
+    elapsed = time.perf_counter() - start
+    return {
+        "tokens/s per client": sum(counts) / elapsed / clients,
+        "latency ms": 1e3 * statistics.median(latencies),
+        "acceptance": (engine.accepted - accepted) / max(1, engine.drafted - drafted),
+        "tokens": sum(counts),
+    }
+
+
+def speculation_comparison(model, workloads: dict[str, tuple[list[EngineRequest], int]], rounds: int) -> dict:
+    """Speculation off and on, two engines over `model` (prefix cache off, so both do the same work), each
+    workload `(requests, clients)` in alternating rounds; medians and the on/off ratio."""
+    engines = {"off": Engine(model, None, prefix_cache_tokens=0),
+               "on": Engine(model, None, prefix_cache_tokens=0, speculation=PromptLookup())}  # fmt: skip
+    results: dict = {}
+    for engine in engines.values():
+        engine.start()
+    try:
+
+        async def run(engine: Engine, requests: list[EngineRequest], clients: int) -> dict:
+            return await _round(engine, requests, clients)
+
+        for name, (requests, clients) in workloads.items():
+            if len(requests) < clients:
+                results[name] = f"skipped: {len(requests)} requests"
+                continue
+            samples: dict[str, list[dict]] = {"off": [], "on": []}
+            asyncio.run(run(engines["on"], requests[:clients], clients))  # warm-up
+            for round_ in range(rounds):
+                for mode in ("off", "on") if round_ % 2 == 0 else ("on", "off"):
+                    samples[mode].append(asyncio.run(run(engines[mode], requests, clients)))
+            table = {
+                mode: {key: statistics.median(sample[key] for sample in samples[mode]) for key in samples[mode][0]}
+                for mode in samples
+            }
+            table["on / off tokens/s per client"] = (
+                table["on"]["tokens/s per client"] / table["off"]["tokens/s per client"]
+            )
+            table["on / off latency"] = table["on"]["latency ms"] / table["off"]["latency ms"]
+            results[name] = table
+    finally:
+        for engine in engines.values():
+            engine.stop()
+    return results
+
+
+def greedy_outputs(model: CodeLlamaForCausalLM, requests: list[EngineRequest]) -> list[list[int]]:
+    engine = Engine(model, None, prefix_cache_tokens=0)
+    engine.start()
+
+    async def all_of() -> list[list[int]]:
+        async def one(request: EngineRequest) -> list[int]:
+            return [token async for token in engine.submit(request)]
+
+        return list(await asyncio.gather(*[one(request) for request in requests]))
+
+    try:
+        return asyncio.run(all_of())
+    finally:
+        engine.stop()
+
+
+def copies(prompt: list[int], middle: list[int], window: int = 6) -> bool:
+    """Whether some `window` consecutive tokens of `middle` occur in `prompt` as they are."""
+    seen = {tuple(prompt[i : i + window]) for i in range(len(prompt) - window + 1)}
+    return any(tuple(middle[i : i + window]) in seen for i in range(len(middle) - window + 1))
+
+
+def trained_model(scratch: Path) -> tuple[CodeLlamaForCausalLM, CodeLlamaTokenizerFast]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from transformers_codellama.conversion.convert import convert
+    from transformers_codellama.tiny_model import CONTEXT, write_meta_checkpoint
+
+    meta = write_meta_checkpoint(scratch / "CodeLlama-tiny")
+    convert(input_dir=meta, output_dir=scratch / "converted", dtype="float32", context_length=CONTEXT)
+    return AutoModelForCausalLM.from_pretrained(scratch / "converted").eval(), AutoTokenizer.from_pretrained(
+        scratch / "converted"
+    )
+
+
+def plot(results: dict, path: Path) -> None:
+    """tokens/s and TTFT against clients: ours, the anchor and (tokens/s) the bare loop; PNG and SVG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (rate, ttft) = plt.subplots(1, 2, figsize=(10, 4))
+    styles = {"codellama-serve": ("tab:blue", "o", "-"),
+              "transformers serve --continuous-batching": ("tab:orange", "s", "--")}  # fmt: skip
+    for name, table in results["http"].items():
+        color, marker, line = styles[name]
+        rate.plot(CLIENT_COUNTS, [table[f"{c} clients"]["tokens/s"] for c in CLIENT_COUNTS], color=color,
+                  marker=marker, linestyle=line, label=name)  # fmt: skip
+        ttft.plot(CLIENT_COUNTS, [table[f"{c} clients"]["ttft ms"] for c in CLIENT_COUNTS], color=color,
+                  marker=marker, linestyle=line, label=name)  # fmt: skip
+    bare = results["bare loop tokens/s"]
+    rate.plot(CLIENT_COUNTS, [bare[f"batch {c}"] for c in CLIENT_COUNTS], color="tab:green", marker="^",
+              linestyle=":", label="bare decode loop (limit)")  # fmt: skip
+    for axis, label in ((rate, "generated tokens/s"), (ttft, "median time to first token (ms)")):
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(CLIENT_COUNTS, [str(c) for c in CLIENT_COUNTS])
+        axis.set_xlabel("concurrent streaming clients")
+        axis.set_ylabel(label)
+        axis.set_ylim(bottom=0)
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=8)
+    rate.set_title("throughput (dim-256, 4-layer model, CPU)")
+    ttft.set_title("time to first token")
+    figure.tight_layout()
+    for suffix in (".png", ".svg"):
+        figure.savefig(path.with_suffix(suffix), dpi=110)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per comparison; medians reported")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, here and in each server")
+    parser.add_argument("--no-http", dest="http", action="store_false", help="skip the two servers")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    tokenizer = CodeLlamaTokenizerFast(vocab_file=str(SHARED_DATA / "codellama.model"))
+    torch.manual_seed(0)
+    model = CodeLlamaForCausalLM(CodeLlamaConfig(**MODEL_SIZES)).eval()
+    results: dict = {"model": MODEL_SIZES, "threads": args.threads}
+    samples = {rows: [bare_loop(model, rows) for _ in range(args.rounds)] for rows in CLIENT_COUNTS}
+    results["bare loop tokens/s"] = {f"batch {rows}": statistics.median(rates) for rows, rates in samples.items()}
+    if args.http:
+        results["http"] = http_measurements(model, tokenizer, args.rounds, args.threads)
+        ours = results["http"]["codellama-serve"]
+        results["codellama-serve / bare loop"] = {
+            f"{c} clients": ours[f"{c} clients"]["tokens/s"] / results["bare loop tokens/s"][f"batch {c}"]
+            for c in CLIENT_COUNTS
+        }
+        anchor = results["http"].get("transformers serve --continuous-batching")
+        if anchor is not None:
+            results["codellama-serve / anchor"] = {
+                f"{c} clients": {
+                    "tokens/s": ours[f"{c} clients"]["tokens/s"] / anchor[f"{c} clients"]["tokens/s"],
+                    "ttft": ours[f"{c} clients"]["ttft ms"] / anchor[f"{c} clients"]["ttft ms"],
+                }
+                for c in CLIENT_COUNTS
+            }
+    # Sampled at temperature 1 from random weights, the output never repeats an n-gram: nothing to draft.
+    save("engine_speed", results)  # what is measured so far, should a later part fail
+    no_match = [EngineRequest(r.prompt_ids, r.max_new_tokens, (), SamplingParams(temperature=1.0, seed=index))
+                for index, r in enumerate(editor_requests(tokenizer, 16, seed=5))]  # fmt: skip
+    with tempfile.TemporaryDirectory() as scratch:
+        trained, trained_tokenizer = trained_model(Path(scratch))
+    stops = (trained_tokenizer.eot_id, trained_tokenizer.eos_token_id)
+    cuts = repeating_cuts(trained_tokenizer, trained.config.max_position_embeddings, 96)
+    edits = [EngineRequest(ids, 48, stops) for ids in cuts]
+    # The tiny model writes the repeated line itself only now and then: the subset where its middle does copy
+    # the prompt (6 tokens in a row or more) is the case where speculation can pay.
+    middles = greedy_outputs(trained, edits)
+    copying = [request for request, middle in zip(edits, middles) if copies(request.prompt_ids, middle)]
+    results["speculation, edit workload (trained tiny model)"] = {
+        "requests": len(edits[:24]),
+        "requests whose middle copies the prompt": f"{len(copying)}/{len(edits)}",
+        **speculation_comparison(trained, {"1 client": (edits[:24], 1), "4 clients": (edits[:24], 4),
+                                           "1 client, middles that copy": (copying[:16], 1),
+                                           "4 clients, middles that copy": (copying[:16], 4)}, args.rounds),
+    }  # fmt: skip
+    results["speculation, nothing matches (dim-256 random weights)"] = speculation_comparison(
+        model, {"1 client": (no_match[:6], 1), "8 clients": (no_match, 8)}, args.rounds
+    )
+    path = save("engine_speed", results)
+    if args.http:
+        plot(results, PLOT)
+    print(json.dumps(results, indent=2))
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
