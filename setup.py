@@ -59,6 +59,7 @@ setup(
             "selenium>=4.20",  # drives headless Chromium through the playground
             "ruff>=0.6",
             "mypy>=1.10",
+            "import-linter>=2.1",  # the layering contracts in pyproject.toml
             "mkdocs>=1.6",
             "mkdocstrings[python]>=0.26",
             "matplotlib>=3.8",  # benchmarks/bench_engine_speed.py's plot
