@@ -103,9 +103,9 @@ def test_refusals_are_ollamas_shape(setup):
         client.generate(model="llama3", prompt="x")
     assert missing.value.status_code == 404
     response = httpx.post(
-        setup["url"] + "/api/generate", json={"model": "codellama:7b-code", "prompt": "x", "raw": True, "suffix": "y"}
+        setup["url"] + "/api/generate", json={"model": "codellama:7b-code", "prompt": "x", "images": ["a"]}
     )
-    assert response.status_code == 400 and set(response.json()) == {"error"}
+    assert response.status_code == 400 and response.json() == {"error": "images is not supported by this server"}
     assert httpx.get(setup["url"] + "/api/nothing").json() == {"error": "no endpoint at /api/nothing"}
 
 

@@ -135,7 +135,8 @@ def ids_prompt(server: Server, ids: Sequence[int], *, max_new_tokens: int, field
     check_fits(len(ids), max_new_tokens, server.max_context, fields=fields)
     middle = getattr(server.tokenizer, "middle_id", None)  # None on a vocabulary without infilling pieces
     mode = INFILL if middle is not None and middle in ids else COMPLETE
-    return Prompt(ids=list(ids), mode=mode, text=server.tokenizer.decode(list(ids)))
+    # Its text (what `echo` returns) is the ids' text without the special tokens, as SentencePiece decodes them.
+    return Prompt(ids=list(ids), mode=mode, text=server.tokenizer.decode(list(ids), skip_special_tokens=True))
 
 
 def up_to_context(server: Server, prompt: Prompt, *, max_context: int | None = None) -> int:
