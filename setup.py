@@ -44,7 +44,7 @@ setup(
         "psutil>=5.9",
     ],
     extras_require={
-        # `codellama-serve`: the HTTP server for editors (OpenAI, llama.cpp and TGI APIs).
+        # `codellama-serve`: the HTTP server for editors (OpenAI, Mistral FIM, llama.cpp, TGI and Ollama APIs).
         "serve": SERVE,
         # Fine-tuning with FIM examples: datasets map functions and LoRA adapters.
         "train": TRAIN,
@@ -52,6 +52,8 @@ setup(
             *SERVE,
             *TRAIN,
             "openai>=1.0",
+            "ollama>=0.6",  # the Ollama adapter's tests and docs examples
+            "mistralai>=1.0",  # /v1/fim/completions through client.fim
             "httpx>=0.27",
             "pytest>=8",
             "hypothesis>=6.100",

@@ -52,7 +52,7 @@ BAD_OPENAI = [
     ({**GOOD, "seed": 2**70}, "seed"),
     ({**GOOD, "stream": "yes"}, "stream"),
     ({**GOOD, "prompt": 5}, "prompt"),
-    ({**GOOD, "prompt": [1, 2, 3]}, "prompt"),
+    ({**GOOD, "prompt": [1, 99999]}, "prompt"),  # token ids are prompts now; one outside the vocabulary is not
     ({**GOOD, "prompt": []}, "prompt"),
     ({**GOOD, "stop": ["a", "b", "c", "d", "e"]}, "stop"),
     ({**GOOD, "best_of": 3}, "best_of"),

@@ -6,15 +6,17 @@ one new module and one entry in that list. The helpers below take the protocol's
 
 * `refuse_unsupported`: a 400 naming the first field set to a value this server does not implement;
 * `text_prompt`: completion or infilling, from a text (and a suffix, where the protocol has one);
+* `ids_prompt`: a prompt the client sent as token ids, used as given;
 * `infilling`: the infilling prompt of a prefix and a suffix, refused on models that cannot infill;
-* `streamed`: a server-sent-events response of the protocol's events, cancelled when the client leaves, ended by an
-  error event in the protocol's shape when generation fails.
+* `up_to_context`: the budget of a request that set none (llama.cpp's and Ollama's -1): the rest of the context;
+* `streamed`: a streamed response of the protocol's events (server-sent events, or Ollama's JSON lines), cancelled
+  when the client leaves, ended by an error event in the protocol's shape when generation fails.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +24,11 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 
+from ..stopping import COMPLETE, INFILL
 from .context import Server, note_usage
 from .errors import ErrorShape, Fields, ServingError
 from .generation import Generation, event_stream, sse_event, watch_disconnect
-from .prompts import Prompt, completion_prompt, infilling_prompt, split_infilling
+from .prompts import Prompt, check_fits, completion_prompt, infilling_prompt, split_infilling
 from .protocol import unsupported_fields
 
 
@@ -68,9 +71,10 @@ def infilling(
     fields: Fields,
     text: str | None = None,
     suffix_first: bool = False,
+    max_context: int | None = None,
 ) -> Prompt:
     """Meta's infilling prompt of `prefix` and `suffix` on `server` (suffix first with `suffix_first`, Meta's SPM
-    layout), within its budget (`prompts.infilling_prompt`).
+    layout), within its budget (`prompts.infilling_prompt`) in `max_context` tokens (the model's by default).
 
     Raises:
         ServingError: the model cannot infill, the budget leaves no room, or the tokenizer refuses the text (400,
@@ -82,7 +86,7 @@ def infilling(
             server.tokenizer,
             prefix,
             suffix,
-            max_context=server.max_context,
+            max_context=max_context or server.max_context,
             max_new_tokens=max_new_tokens,
             text=text,
             fields=fields,
@@ -92,21 +96,66 @@ def infilling(
         raise ServingError(400, f"{fields.prompt}: {error}", param=fields.prompt) from None
 
 
-def text_prompt(server: Server, text: str, *, suffix: str | None = None, max_new_tokens: int, fields: Fields) -> Prompt:
+def text_prompt(
+    server: Server,
+    text: str,
+    *,
+    suffix: str | None = None,
+    max_new_tokens: int,
+    fields: Fields,
+    max_context: int | None = None,
+) -> Prompt:
     """The prompt of `text`: infilling when a `suffix` is given (an empty one too) or `text` asks for it (an editor
-    template or `<FILL_ME>`, see `prompts.split_infilling`), else a completion of `text`."""
+    template or `<FILL_ME>`, see `prompts.split_infilling`), else a completion of `text`; within `max_context` tokens
+    (the model's by default)."""
+    context = max_context or server.max_context
     parts = (text, suffix) if suffix is not None else split_infilling(text, fields=fields)
     if parts is None:
         return completion_prompt(
-            server.tokenizer, text, max_context=server.max_context, max_new_tokens=max_new_tokens, fields=fields
+            server.tokenizer, text, max_context=context, max_new_tokens=max_new_tokens, fields=fields
         )
-    return infilling(server, *parts, max_new_tokens=max_new_tokens, fields=fields, text=text)
+    return infilling(server, *parts, max_new_tokens=max_new_tokens, fields=fields, text=text, max_context=context)
+
+
+def ids_prompt(server: Server, ids: Sequence[int], *, max_new_tokens: int, fields: Fields) -> Prompt:
+    """A prompt sent as token ids, used exactly as given (no BOS added). It is an infilling prompt, stopped by
+    `▁<EOT>` and decoded as a middle, when it holds `▁<MID>`; else a completion.
+
+    Raises:
+        ServingError: an id outside the vocabulary, or the prompt and `max_new_tokens` do not fit the context.
+    """
+    vocabulary = len(server.tokenizer)
+    bad = next((token for token in ids if not 0 <= token < vocabulary), None)
+    if bad is not None:
+        raise ServingError(
+            400,
+            f"{fields.prompt} holds the token id {bad}, outside the vocabulary (0..{vocabulary - 1})",
+            param=fields.prompt,
+        )
+    check_fits(len(ids), max_new_tokens, server.max_context, fields=fields)
+    middle = getattr(server.tokenizer, "middle_id", None)  # None on a vocabulary without infilling pieces
+    mode = INFILL if middle is not None and middle in ids else COMPLETE
+    # Its text (what `echo` returns) is the ids' text without the special tokens, as SentencePiece decodes them.
+    return Prompt(ids=list(ids), mode=mode, text=server.tokenizer.decode(list(ids), skip_special_tokens=True))
+
+
+def up_to_context(server: Server, prompt: Prompt, *, max_context: int | None = None) -> int:
+    """The budget of a request that set none: what is left of the context after `prompt`, at most the server's cap."""
+    left = (max_context or server.max_context) - len(prompt.ids)
+    return max(0, min(left, server.settings.max_tokens_cap))
 
 
 def streamed(
-    request: Request, generations: Sequence[Generation], events: AsyncGenerator[str, None], *, errors: ErrorShape
+    request: Request,
+    generations: Sequence[Generation],
+    events: AsyncGenerator[str, None],
+    *,
+    errors: ErrorShape,
+    line: Callable[[Any], str] = sse_event,
+    media_type: str = "text/event-stream",
 ) -> StreamingResponse:
-    """The streamed response of `events` (the protocol's server-sent events over `generations`).
+    """The streamed response of `events` (the protocol's events over `generations`, framed by `line`: server-sent
+    events, or `generation.ndjson_line` for Ollama's JSON lines).
 
     The generations are cancelled as soon as the client disconnects; their usage is counted once `events` ended. A
     failure while generating ends the stream with one error event in `errors`' shape; the server goes on serving.
@@ -119,11 +168,11 @@ def streamed(
                     yield event
                 note_usage(request, generations)
             except ServingError as error:
-                yield sse_event(errors.body(error))
+                yield line(errors.body(error))
             except Exception as error:  # the engine failed this request: tell the client, keep serving others
-                yield sse_event(errors.body(ServingError(500, f"generation failed: {error}")))
+                yield line(errors.body(ServingError(500, f"generation failed: {error}")))
 
-    return event_stream(guarded())
+    return event_stream(guarded(), media_type)
 
 
-__all__ = ["Adapter", "infilling", "refuse_unsupported", "streamed", "text_prompt"]
+__all__ = ["Adapter", "ids_prompt", "infilling", "refuse_unsupported", "streamed", "text_prompt", "up_to_context"]

@@ -24,7 +24,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import llamacpp_api, metrics, openai_api, playground, tgi_api
+from . import llamacpp_api, metrics, mistral_api, ollama_api, openai_api, playground, tgi_api
 from .adapter import Adapter
 from .context import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS_CAP, ModelFacts, Server, ServerSettings
 from .engine import Engine
@@ -36,7 +36,13 @@ access_logger = logging.getLogger("transformers_codellama.serving.access")
 
 PUBLIC_PATHS = frozenset({"/health", "/"})  # `/`: the playground page, which holds no data and asks for the key
 # Every protocol the server speaks; a new protocol is a new adapter module and an entry here.
-ADAPTERS: tuple[Adapter, ...] = (openai_api.ADAPTER, llamacpp_api.ADAPTER, tgi_api.ADAPTER)
+ADAPTERS: tuple[Adapter, ...] = (
+    openai_api.ADAPTER,
+    mistral_api.ADAPTER,
+    llamacpp_api.ADAPTER,
+    tgi_api.ADAPTER,
+    ollama_api.ADAPTER,
+)
 # The error shape of a path no adapter claims (TGI's: its compatibility route is `/`).
 DEFAULT_ERRORS: ErrorShape = tgi_api.ADAPTER.errors
 

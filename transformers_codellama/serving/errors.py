@@ -7,6 +7,7 @@ Every endpoint family speaks the error shape its clients parse:
 * llama.cpp (`/infill`, `/health`): `{"error": {"code": <status>, "message", "type"}}`.
 * TGI (`/`, `/generate`, `/generate_stream`, `/info`): `{"error": str, "error_type": str}`; huggingface_hub types
   its exceptions by `error_type`.
+* Ollama (`/api/...`): `{"error": str}` with the HTTP status; the `ollama` package raises `ResponseError` with both.
 
 Handlers raise `ServingError`; the app renders it with the `ErrorShape` of the adapter whose route the request
 took (`error_response`), so no handler builds an error body itself. The shared layers name the request fields in
@@ -123,7 +124,14 @@ class TgiErrors(ErrorShape):
         return {"error": error.message, "error_type": kind}
 
 
-OPENAI, LLAMACPP, TGI = OpenAIErrors(), LlamaCppErrors(), TgiErrors()
+class OllamaErrors(ErrorShape):
+    """`{"error": str}` (Ollama's server writes every refusal so; its clients read `error` and the status)."""
+
+    def body(self, error: ServingError) -> dict[str, Any]:
+        return {"error": error.message}
+
+
+OPENAI, LLAMACPP, TGI, OLLAMA = OpenAIErrors(), LlamaCppErrors(), TgiErrors(), OllamaErrors()
 
 
 def error_response(shape: ErrorShape, error: ServingError) -> JSONResponse:
@@ -175,11 +183,13 @@ def _is_type_tag(part: object) -> bool:
 __all__ = [
     "GENERIC_FIELDS",
     "LLAMACPP",
+    "OLLAMA",
     "OPENAI",
     "TGI",
     "ErrorShape",
     "Fields",
     "LlamaCppErrors",
+    "OllamaErrors",
     "OpenAIErrors",
     "ServingError",
     "TgiErrors",

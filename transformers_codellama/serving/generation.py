@@ -199,10 +199,15 @@ def sse_event(data: Any) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def event_stream(events: AsyncIterator[str]) -> StreamingResponse:
-    """A server-sent-events response that proxies pass through unbuffered."""
+def ndjson_line(data: Any) -> str:
+    """One line of a newline-delimited JSON stream (Ollama's) carrying `data`."""
+    return json.dumps(data, ensure_ascii=False) + "\n"
+
+
+def event_stream(events: AsyncIterator[str], media_type: str = "text/event-stream") -> StreamingResponse:
+    """A streamed response (server-sent events unless `media_type` says otherwise) that proxies pass unbuffered."""
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+    return StreamingResponse(events, media_type=media_type, headers=headers)
 
 
 @contextlib.asynccontextmanager
@@ -273,6 +278,7 @@ __all__ = [
     "Generation",
     "event_stream",
     "merged",
+    "ndjson_line",
     "run_all",
     "sse_event",
     "start_all",

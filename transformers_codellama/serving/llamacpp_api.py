@@ -1,9 +1,12 @@
-"""llama.cpp's `POST /infill`, shaped as llama.vscode and llama.vim send and read it.
+"""llama.cpp's server API: `POST /infill` as llama.vscode and llama.vim send and read it, `POST /completion` (what
+Tabby's `llama.cpp/completion` kind and Continue's llama.cpp provider post), `/tokenize`, `/detokenize`, `/props`.
 
 The prompt is Meta's infilling layout of `prefix = extra context + input_prefix + prompt` and `suffix = input_suffix`
 (llama.cpp appends `prompt` to the prefix too; `input_extra` is laid out by `prompts.extra_context`), cut to the
 infilling budget. `n_predict: 0` only evaluates the prompt (the editors' cache warm-up request); `-1` or no value
-generates up to the server's cap. `n_cmpl` > 1 answers a JSON array. Streams send one partial object per generated
+generates up to the server's cap. `/completion` takes a text (an editor template in it infills, as llama.cpp reads
+its special tokens) or token ids used as given; `-1` or no `n_predict` generates up to the end of the context, at
+most the cap. `n_cmpl` > 1 answers a JSON array. Streams send one partial object per generated
 id, then the final object with `stop: true`, and no `[DONE]` (as llama.cpp). `GET /health` is llama.cpp's too
 (llama.vscode reads its `status`).
 """
@@ -16,12 +19,19 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from .adapter import Adapter, infilling, refuse_unsupported, streamed
+from .. import __version__
+from .adapter import Adapter, ids_prompt, infilling, refuse_unsupported, streamed, text_prompt, up_to_context
 from .context import Server, run_to_end, sampling_params, server_of
-from .errors import LLAMACPP, Fields
+from .errors import LLAMACPP, Fields, ServingError
 from .generation import HELD_TEXT, Generation, merged, sse_event, start_all
 from .prompts import Prompt, extra_context
-from .protocol import InfillRequest
+from .protocol import (
+    DetokenizeRequest,
+    InfillRequest,
+    LlamaCppCompletionRequest,
+    LlamaCppOptions,
+    TokenizeRequest,
+)
 
 router = APIRouter()
 ADAPTER = Adapter(router, errors=LLAMACPP)
@@ -56,7 +66,7 @@ def _timings(generation: Generation) -> dict[str, Any]:
     }
 
 
-def _final(server: Server, body: InfillRequest, index: int, generation: Generation, *, streamed: bool) -> dict:
+def _final(server: Server, body: LlamaCppOptions, index: int, generation: Generation, *, streamed: bool) -> dict:
     """llama.cpp's final result object (in a stream its `content` is "": the text went out in the partial chunks)."""
     seed = generation.sampling.seed
     return {
@@ -106,10 +116,10 @@ def _only(fields: Sequence[str] | None, result: dict[str, Any]) -> dict[str, Any
     return kept
 
 
-def _fields(body: InfillRequest) -> Fields:
+def _fields(body: LlamaCppOptions, *, prompt: str = "input_prefix", suffix: str = "input_suffix") -> Fields:
     """The request's field names, with the budget field it actually sent (`n_predict` or an alias)."""
     sent = next((name for name in BUDGET_FIELDS if getattr(body, name) is not None), BUDGET_FIELDS[0])
-    return Fields(prompt="input_prefix", suffix="input_suffix", max_tokens=sent)
+    return Fields(prompt=prompt, suffix=suffix, max_tokens=sent)
 
 
 def _prompt(server: Server, body: InfillRequest, max_new_tokens: int, fields: Fields) -> Prompt:
@@ -129,6 +139,32 @@ async def infill(body: InfillRequest, request: Request) -> Response:
     fields = _fields(body)
     max_new_tokens = server.capped(getattr(body, fields.max_tokens), server.settings.max_tokens_cap)
     prompt = _prompt(server, body, max_new_tokens, fields)
+    return await _respond(server, body, request, prompt, max_new_tokens, fields)
+
+
+@router.post("/completion", response_model=None)
+@router.post("/completions", response_model=None)
+async def completion(body: LlamaCppCompletionRequest, request: Request) -> Response:
+    """llama.cpp's native completion of `prompt` (a text or token ids); an editor template in the text infills."""
+    server = server_of(request)
+    refuse_unsupported(body, body.NEUTRAL)
+    fields = _fields(body, prompt="prompt", suffix="prompt")
+    wanted = getattr(body, fields.max_tokens)
+    open_ended = wanted is None or wanted < 0
+    max_new_tokens = 0 if open_ended else server.capped(wanted, server.settings.max_tokens_cap)
+    if isinstance(body.prompt, str):
+        prompt = text_prompt(server, body.prompt, max_new_tokens=max_new_tokens, fields=fields)
+    else:
+        prompt = ids_prompt(server, body.prompt, max_new_tokens=max_new_tokens, fields=fields)
+    if open_ended:
+        max_new_tokens = up_to_context(server, prompt)
+    return await _respond(server, body, request, prompt, max_new_tokens, fields)
+
+
+async def _respond(
+    server: Server, body: LlamaCppOptions, request: Request, prompt: Prompt, max_new_tokens: int, fields: Fields
+) -> Response:
+    """Run `prompt` as the request asks (`n_cmpl` choices, streamed or not) and answer in llama.cpp's shapes."""
     count = body.n_cmpl or body.n or 1
     server.check_choices(count, "n_cmpl" if body.n_cmpl is not None or body.n is None else "n")
     seed = None if body.seed < 0 else body.seed
@@ -175,6 +211,81 @@ async def infill(body: InfillRequest, request: Request) -> Response:
             yield sse_event(_final(server, body, index, generation, streamed=True))
 
     return streamed(request, generations, events(), errors=LLAMACPP)
+
+
+def _piece(token: str) -> bytes:
+    """The bytes a SentencePiece token stands for, as llama.cpp's `token_to_piece`: `▁` is a space, `<0xNN>` a byte."""
+    if len(token) == 6 and token.startswith("<0x") and token.endswith(">"):
+        return bytes([int(token[3:5], 16)])
+    return token.replace("\u2581", " ").encode()
+
+
+def _pieces(server: Server, ids: Sequence[int]) -> list[bytes]:
+    vocabulary = len(server.tokenizer)
+    bad = next((token for token in ids if not 0 <= token < vocabulary), None)
+    if bad is not None:
+        raise ServingError(400, f"tokens holds the id {bad}, outside the vocabulary (0..{vocabulary - 1})")
+    return [_piece(token) for token in server.tokenizer.convert_ids_to_tokens(list(ids))]
+
+
+@router.post("/tokenize", response_model=None)
+async def tokenize(body: TokenizeRequest, request: Request) -> Response:
+    """`content`'s ids (BOS first with `add_special`), or `{id, piece}` pairs with `with_pieces` (a piece that is
+    not whole UTF-8, a lone byte of a character, is its list of byte values, as llama.cpp sends it)."""
+    server = server_of(request)
+    if not body.parse_special:
+        raise ServingError(
+            400, "parse_special: false is not supported: this tokenizer always reads special-token text as the token"
+        )
+    ids = list(server.tokenizer(body.content, add_special_tokens=body.add_special)["input_ids"])
+    if not body.with_pieces:
+        return JSONResponse({"tokens": ids})
+    tokens: list[dict[str, Any]] = []
+    for token_id, piece in zip(ids, _pieces(server, ids), strict=True):
+        try:
+            tokens.append({"id": token_id, "piece": piece.decode()})
+        except UnicodeDecodeError:
+            tokens.append({"id": token_id, "piece": list(piece)})
+    return JSONResponse({"tokens": tokens})
+
+
+@router.post("/detokenize", response_model=None)
+async def detokenize(body: DetokenizeRequest, request: Request) -> Response:
+    """The text of `tokens`, their pieces joined as llama.cpp joins them (a first `▁` is a leading space)."""
+    server = server_of(request)
+    return JSONResponse({"content": b"".join(_pieces(server, body.tokens)).decode(errors="replace")})
+
+
+@router.get("/props", response_model=None)
+async def props(request: Request) -> Response:
+    """llama.cpp's `/props`: the defaults a request starts from, the context size, the model."""
+    server = server_of(request)
+    defaults = LlamaCppOptions()
+    return JSONResponse(
+        {
+            "default_generation_settings": {
+                "id": 0,
+                "n_ctx": server.max_context,
+                "is_processing": False,
+                "params": {
+                    "n_predict": -1,
+                    "seed": defaults.seed,
+                    "temperature": defaults.temperature,
+                    "top_k": defaults.top_k,
+                    "top_p": defaults.top_p,
+                    "stop": [],
+                    "samplers": SAMPLERS,
+                    "max_tokens_cap": server.settings.max_tokens_cap,
+                },
+            },
+            "total_slots": server.settings.max_choices,
+            "model_path": server.settings.model_name,
+            "model_alias": server.settings.model_name,
+            "chat_template": server.tokenizer.chat_template or "",
+            "modalities": {"vision": False, "audio": False},
+            "build_info": f"codellama-serve {__version__}",
+        }
+    )
 
 
 @router.get("/health")

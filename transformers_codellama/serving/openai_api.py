@@ -3,7 +3,9 @@
 `/v1/completions` infills when the request has a `suffix` (an empty one too), when its `prompt` is an editor template
 (`<PRE> {prefix} <SUF>{suffix} <MID>`, what Continue sends) or holds `<FILL_ME>`; `text` is then the middle only,
 decoded as Meta decodes it. Otherwise it completes `[BOS] + encode(prompt)` and `text` is what follows the prompt
-(`prompt + text` reads as generated). Streams are OpenAI chunks, `finish_reason` on the last chunk of each choice,
+(`prompt + text` reads as generated). A prompt of token ids (a list of ints, or a list of such lists) is used exactly
+as given; it infills when it holds `▁<MID>`. `echo` prepends the prompt's text (decoded, for token ids); with a
+`suffix` it is refused, as OpenAI refuses it. Streams are OpenAI chunks, `finish_reason` on the last chunk of each choice,
 an optional usage chunk, then `data: [DONE]`.
 """
 
@@ -17,7 +19,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from .adapter import Adapter, refuse_unsupported, streamed, text_prompt
+from .adapter import Adapter, ids_prompt, refuse_unsupported, streamed, text_prompt
 from .context import Server, run_to_end, sampling_params, server_of
 from .errors import OPENAI, Fields, ServingError
 from .generation import Generation, merged, sse_event, start_all
@@ -105,14 +107,28 @@ def stop_list(stop: str | list[str] | None) -> list[str]:
 
 # ------------------------------------------------------------------------------------------------ completions
 def completion_prompts(server: Server, body: CompletionRequest, max_new_tokens: int) -> list[Prompt]:
-    """The prompt of each entry of `body.prompt`, infilling or completion."""
-    texts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
-    if not texts:
-        raise ServingError(400, "prompt must not be an empty list", param="prompt")
-    return [
-        text_prompt(server, text, suffix=body.suffix, max_new_tokens=max_new_tokens, fields=COMPLETION_FIELDS)
-        for text in texts
-    ]
+    """The prompt of each entry of `body.prompt`: a text (infilling or completion) or token ids, used as given."""
+    if not body.prompt:
+        raise ServingError(400, "prompt must not be empty", param="prompt")
+    if body.echo and body.suffix is not None:
+        raise ServingError(400, "echo is not supported with suffix", param="echo")
+    sent: list[Any] = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
+    # A list of ints is one prompt of token ids; a list of strings or of id lists is one prompt per entry.
+    entries: list[str | list[int]] = [sent] if isinstance(sent[0], int) else sent
+    prompts = []
+    for entry in entries:
+        if isinstance(entry, str):
+            prompt = text_prompt(
+                server, entry, suffix=body.suffix, max_new_tokens=max_new_tokens, fields=COMPLETION_FIELDS
+            )
+        elif body.suffix is not None:
+            raise ServingError(400, "suffix cannot be used with a prompt of token ids", param="suffix")
+        elif not entry:
+            raise ServingError(400, "prompt must not hold an empty list of token ids", param="prompt")
+        else:
+            prompt = ids_prompt(server, entry, max_new_tokens=max_new_tokens, fields=COMPLETION_FIELDS)
+        prompts.append(prompt)
+    return prompts
 
 
 @router.post("/v1/completions", response_model=None)

@@ -47,7 +47,7 @@ class _OpenAIRequest(_Strict):
 class CompletionRequest(_OpenAIRequest):
     """`POST /v1/completions`: OpenAI's legacy completions; `suffix` (even "") means fill-in-the-middle."""
 
-    prompt: str | list[str]
+    prompt: str | list[str] | list[int] | list[list[int]]  # token ids are used as given
     suffix: str | None = None
     max_tokens: int | None = Field(default=16, ge=0)
     echo: bool = False
@@ -190,13 +190,9 @@ class ExtraChunk(BaseModel):
     filename: str = "tmp"
 
 
-class InfillRequest(_Strict):
-    """`POST /infill` as llama.cpp's server takes it and llama.vscode / llama.vim send it."""
+class LlamaCppOptions(_Strict):
+    """The generation options llama.cpp's `/completion` and `/infill` share (llama.cpp's defaults)."""
 
-    input_prefix: str
-    input_suffix: str
-    input_extra: list[ExtraChunk] = []
-    prompt: str = ""
     n_predict: int | None = Field(default=None, ge=-1)
     max_tokens: int | None = Field(default=None, ge=-1)
     max_completion_tokens: int | None = Field(default=None, ge=-1)
@@ -220,13 +216,55 @@ class InfillRequest(_Strict):
     t_max_prompt_ms: int | None = None
     timings_per_token: bool = False
     model: str | None = None
-    # This server's own: Meta's suffix-prefix-middle layout for this request (llama.cpp has it as `--spm-infill`).
-    spm_infill: bool = False
-    # Refused unless neutral.
+    # Refused unless neutral: `n_probs` needs log-probabilities from the engine; penalties are not applied yet.
     n_probs: int = 0
     lora: list[dict[str, Any]] | None = None
+    repeat_penalty: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    penalty_last_n: int | None = None  # without a penalty it changes nothing (Tabby sends 0)
+    mirostat: int | None = None
 
-    NEUTRAL: ClassVar[dict[str, Any]] = {"n_probs": 0, "lora": []}
+    NEUTRAL: ClassVar[dict[str, Any]] = {
+        "n_probs": 0,
+        "lora": [],
+        "repeat_penalty": 1.0,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "mirostat": 0,
+    }
+
+
+class InfillRequest(LlamaCppOptions):
+    """`POST /infill` as llama.cpp's server takes it and llama.vscode / llama.vim send it."""
+
+    input_prefix: str
+    input_suffix: str
+    input_extra: list[ExtraChunk] = []
+    prompt: str = ""
+    # This server's own: Meta's suffix-prefix-middle layout for this request (llama.cpp has it as `--spm-infill`).
+    spm_infill: bool = False
+
+
+class LlamaCppCompletionRequest(LlamaCppOptions):
+    """`POST /completion` (and `/completions`): llama.cpp's native completion, what Tabby and Continue post."""
+
+    prompt: str | list[int]
+
+
+class TokenizeRequest(_Strict):
+    """`POST /tokenize`."""
+
+    content: str
+    add_special: bool = False
+    parse_special: bool = True  # the tokenizer always reads special-token text as the special token
+    with_pieces: bool = False
+
+
+class DetokenizeRequest(_Strict):
+    """`POST /detokenize`."""
+
+    tokens: list[int]
 
 
 # ---------------------------------------------------------------------------------------------------- TGI
@@ -301,3 +339,151 @@ class TgiStreamEvent(BaseModel):
     token: TgiToken
     generated_text: str | None = None
     details: TgiDetails | None = None
+
+
+# ---------------------------------------------------------------------------------------------------- Mistral
+class FimRequest(_Strict):
+    """`POST /v1/fim/completions`: Mistral's (and DeepSeek's) FIM completions, what Continue's `fimStream` posts."""
+
+    model: str
+    prompt: str
+    suffix: str | None = None
+    max_tokens: int | None = Field(default=None, ge=0)
+    min_tokens: int | None = Field(default=None, ge=0)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    stream: bool = False
+    stop: str | list[str] | None = None
+    random_seed: int | None = Field(default=None, ge=0, lt=2**63)
+    metadata: dict[str, Any] | None = None  # accepted, not used
+    prompt_cache_key: str | None = None  # accepted: the prompt cache is always on
+    # Continue sends these too; refused unless neutral (the engine applies no penalties yet).
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+
+    NEUTRAL: ClassVar[dict[str, Any]] = {"min_tokens": 0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
+
+
+# ---------------------------------------------------------------------------------------------------- Ollama
+class OllamaOptions(_Strict):
+    """Ollama's `options`: the sampling ones are applied, the runtime ones accepted without effect (they tune
+    llama.cpp's loading and threads), the rest accepted only at their neutral value (`NEUTRAL`)."""
+
+    temperature: float | None = Field(default=None, ge=0, le=100)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    top_k: int | None = Field(default=None, ge=0)
+    num_predict: int | None = Field(default=None, ge=-2)
+    stop: list[str] | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)
+    num_ctx: int | None = Field(default=None, ge=1)
+    # Without effect here: how Ollama loads and runs llama.cpp, and options that only matter with a penalty.
+    num_keep: int | None = None
+    num_batch: int | None = None
+    num_gpu: int | None = None
+    main_gpu: int | None = None
+    num_thread: int | None = None
+    numa: bool | None = None
+    low_vram: bool | None = None
+    f16_kv: bool | None = None
+    logits_all: bool | None = None
+    vocab_only: bool | None = None
+    use_mmap: bool | None = None
+    use_mlock: bool | None = None
+    embedding_only: bool | None = None
+    repeat_last_n: int | None = None
+    penalize_newline: bool | None = None
+    mirostat_tau: float | None = None
+    mirostat_eta: float | None = None
+    # Refused unless neutral.
+    repeat_penalty: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    min_p: float | None = None
+    typical_p: float | None = None
+    tfs_z: float | None = None
+    mirostat: int | None = None
+
+    NEUTRAL: ClassVar[dict[str, Any]] = {
+        "repeat_penalty": 1.0,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "min_p": 0.0,
+        "typical_p": 1.0,
+        "tfs_z": 1.0,
+        "mirostat": 0,
+    }
+
+
+class _OllamaRequest(_Strict):
+    model: str
+    stream: bool = True
+    options: OllamaOptions = OllamaOptions()
+    keep_alive: float | str | None = None  # accepted: the model stays loaded while the server runs
+    format: str | dict[str, Any] | None = None
+    think: bool | str | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+
+
+class OllamaGenerateRequest(_OllamaRequest):
+    """`POST /api/generate`."""
+
+    prompt: str | None = None
+    suffix: str | None = None
+    system: str | None = None
+    raw: bool = False
+    # Refused unless neutral: no Go templates, images or token context here.
+    template: str | None = None
+    context: list[int] | None = None
+    images: list[str] | None = None
+    width: int | None = None
+    height: int | None = None
+    steps: int | None = None
+
+    NEUTRAL: ClassVar[dict[str, Any]] = {
+        "format": "",
+        "think": False,
+        "logprobs": False,
+        "top_logprobs": 0,
+        "template": "",
+        "context": [],
+        "images": [],
+        "width": None,
+        "height": None,
+        "steps": None,
+    }
+
+
+class OllamaMessage(BaseModel):
+    """One chat message (Ollama's `images`, `thinking` and tool fields are refused unless empty)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    role: Literal["system", "user", "assistant"]
+    content: str = ""
+    images: list[str] | None = None
+    thinking: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_name: str | None = None
+
+
+class OllamaChatRequest(_OllamaRequest):
+    """`POST /api/chat` (Code Llama - Instruct)."""
+
+    messages: list[OllamaMessage] = []
+    tools: list[dict[str, Any]] | None = None
+
+    NEUTRAL: ClassVar[dict[str, Any]] = {
+        "format": "",
+        "think": False,
+        "logprobs": False,
+        "top_logprobs": 0,
+        "tools": [],
+    }
+
+
+class OllamaShowRequest(_Strict):
+    """`POST /api/show` (older clients send `name`)."""
+
+    model: str | None = None
+    name: str | None = None
+    verbose: bool = False

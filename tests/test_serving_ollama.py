@@ -1,0 +1,172 @@
+"""Ollama's API through the real `ollama` client, and Mistral's FIM through the real `mistralai` client, against a
+live server; greedy middles are checked against Meta's layout on SentencePiece and Meta's greedy loop."""
+
+from __future__ import annotations
+
+import httpx
+import ollama
+import pytest
+from live_server import load, serve
+from mistralai.client import Mistral
+from mistralai.client.errors import SDKError
+from tiny_checkpoints import MetaReference, greedy, make_checkpoint
+
+MAX = 12
+PREFIX, SUFFIX = 'def remove_non_ascii(s: str) -> str:\n    """ ', "\n    return result\n"
+GREEDY = {"temperature": 0, "num_predict": MAX}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve-ollama")
+    base = make_checkpoint(root / "base", seed=6)
+    instruct = make_checkpoint(root / "instruct", variant="instruct", seed=7)
+    server, _, _ = serve(base, model_name="codellama:7b-code")
+    chat_server, _, _ = serve(instruct, model_name="codellama:7b-instruct")
+    with server, chat_server:
+        yield {
+            "url": server.url,
+            "client": ollama.Client(host=server.url),
+            "chat": ollama.Client(host=chat_server.url),
+            "mistral": Mistral(api_key="none", server_url=server.url),
+            "reference": load(base)[0],
+            "instruct": load(instruct)[0],
+        }
+
+
+@pytest.fixture(scope="module")
+def meta():
+    return MetaReference()
+
+
+def middle(setup, meta, prefix, suffix, max_new=MAX):
+    ids = greedy(
+        setup["reference"], meta.infilling_ids(prefix, suffix), stop=[meta.eot, meta.eos], max_new_tokens=max_new
+    )
+    return meta.decode_infilling(ids), ids
+
+
+def continuation(model, meta, prompt_ids, max_new=MAX, stop=None):
+    ids = greedy(model, prompt_ids, stop=stop or [meta.eos], max_new_tokens=max_new)
+    return meta.decode(prompt_ids + ids)[len(meta.decode(prompt_ids)) :], ids
+
+
+def test_generate_with_suffix_is_metas_middle(setup, meta):
+    client = setup["client"]
+    expected, ids = middle(setup, meta, PREFIX, SUFFIX)
+    response = client.generate(model="codellama:7b-code", prompt=PREFIX, suffix=SUFFIX, options=GREEDY)
+    assert response.response == expected and response.done
+    assert response.done_reason == ("length" if len(ids) == MAX else "stop")
+    assert response.prompt_eval_count == len(meta.infilling_ids(PREFIX, SUFFIX))
+    assert response.eval_count == len(ids) and response.total_duration > 0
+    parts = list(client.generate(model="codellama:7b-code", prompt=PREFIX, suffix=SUFFIX, options=GREEDY, stream=True))
+    assert "".join(part.response for part in parts) == expected
+    assert [part.done for part in parts].count(True) == 1 and parts[-1].done and parts[-1].response == ""
+    assert parts[-1].eval_count == len(ids)
+    # Unlike an empty suffix (plain completion, Ollama's quirk), Continue's "\n" gets a middle.
+    newline = client.generate(model="codellama:7b-code", prompt=PREFIX, suffix="\n", options=GREEDY, keep_alive="5m")
+    assert newline.response == middle(setup, meta, PREFIX, "\n")[0]
+
+
+def test_empty_suffix_and_raw_complete_the_text(setup, meta):
+    client = setup["client"]
+    expected, _ = continuation(setup["reference"], meta, meta.completion_ids(PREFIX))
+    for kwargs in ({"suffix": ""}, {"raw": True}, {}):
+        assert client.generate(model="codellama:7b-code", prompt=PREFIX, options=GREEDY, **kwargs).response == expected
+    # A raw editor template is read back into Meta's layout (twinny's extra space after <SUF> is the suffix's).
+    twinny = client.generate(
+        model="codellama:7b-code", prompt=f"<PRE>{PREFIX} <SUF> {SUFFIX} <MID>", raw=True, options=GREEDY
+    )
+    assert twinny.response == middle(setup, meta, PREFIX, " " + SUFFIX)[0]
+
+
+def test_sampling_options_and_seed(setup):
+    client = setup["client"]
+    options = {"temperature": 0.9, "top_k": 20, "top_p": 0.9, "seed": 3, "num_predict": MAX, "stop": ["\n\n"]}
+    first = client.generate(model="codellama:7b-code", prompt=PREFIX, suffix=SUFFIX, options=options)
+    again = client.generate(model="codellama:7b-code", prompt=PREFIX, suffix=SUFFIX, options=options)
+    assert first.response == again.response and "\n\n" not in first.response
+    # A num_ctx smaller than the prompt is the context the prompt must fit.
+    with pytest.raises(ollama.ResponseError) as refused:
+        client.generate(model="codellama:7b-code", prompt=PREFIX * 4, options={"num_ctx": 8, "num_predict": 2})
+    assert refused.value.status_code == 400 and "maximum context length is 8 tokens" in refused.value.error
+
+
+def test_refusals_are_ollamas_shape(setup):
+    client = setup["client"]
+    for options, field in (({"repeat_penalty": 1.1}, "options.repeat_penalty"), ({"mirostat": 2}, "options.mirostat")):
+        with pytest.raises(ollama.ResponseError) as refused:
+            client.generate(model="codellama:7b-code", prompt="x", options=options)
+        assert refused.value.status_code == 400 and refused.value.error == f"{field} is not supported by this server"
+    assert client.generate(model="codellama:7b-code", prompt="x", options={"repeat_penalty": 1.0, "num_predict": 1})
+    with pytest.raises(ollama.ResponseError) as missing:
+        client.generate(model="llama3", prompt="x")
+    assert missing.value.status_code == 404
+    response = httpx.post(
+        setup["url"] + "/api/generate", json={"model": "codellama:7b-code", "prompt": "x", "images": ["a"]}
+    )
+    assert response.status_code == 400 and response.json() == {"error": "images is not supported by this server"}
+    assert httpx.get(setup["url"] + "/api/nothing").json() == {"error": "no endpoint at /api/nothing"}
+
+
+def test_models_show_ps_version(setup):
+    client = setup["client"]
+    [listed] = client.list().models
+    assert listed.model == "codellama:7b-code" and listed.details.family == "llama"
+    shown = client.show("codellama:7b-code")
+    assert ".Suffix" in shown.template and "insert" in shown.capabilities
+    assert shown.modelinfo["llama.context_length"] == 16384
+    assert client.ps().models[0].context_length == 16384
+    assert set(httpx.get(setup["url"] + "/api/version").json()) == {"version"}
+    loaded = client.generate(model="codellama:7b-code", prompt="")
+    assert loaded.done and loaded.done_reason == "load"
+
+
+def test_chat_is_metas_chat_ids(setup, meta):
+    messages = [{"role": "system", "content": "Answer with code."}, {"role": "user", "content": "Reverse a list."}]
+    expected, _ = continuation(setup["instruct"], meta, meta.chat_ids(messages))
+    reply = setup["chat"].chat(model="codellama:7b-instruct", messages=messages, options=GREEDY)
+    assert reply.message.content == expected.removeprefix(" ") or reply.message.content == expected
+    parts = list(setup["chat"].chat(model="codellama:7b-instruct", messages=messages, options=GREEDY, stream=True))
+    assert "".join(part.message.content for part in parts) == reply.message.content and parts[-1].done
+    generated = setup["chat"].generate(
+        model="codellama:7b-instruct", prompt="Reverse a list.", system="Answer with code.", options=GREEDY
+    )
+    assert generated.response == reply.message.content
+    with pytest.raises(ollama.ResponseError):
+        setup["client"].chat(model="codellama:7b-code", messages=messages)
+
+
+def test_mistral_fim_complete_and_stream(setup, meta):
+    client = setup["mistral"]
+    expected, ids = middle(setup, meta, PREFIX, SUFFIX)
+    response = client.fim.complete(
+        model="codellama:7b-code", prompt=PREFIX, suffix=SUFFIX, max_tokens=MAX, temperature=0
+    )
+    assert response.choices[0].message.content == expected
+    assert response.choices[0].finish_reason == ("length" if len(ids) == MAX else "stop")
+    assert response.usage.completion_tokens == len(ids)
+    events = list(
+        client.fim.stream(model="codellama:7b-code", prompt=PREFIX, suffix=SUFFIX, max_tokens=MAX, temperature=0)
+    )
+    assert "".join(event.data.choices[0].delta.content or "" for event in events) == expected
+    assert events[-1].data.choices[0].finish_reason is not None
+    seeded = {
+        "model": "codellama:7b-code",
+        "prompt": PREFIX,
+        "suffix": SUFFIX,
+        "max_tokens": MAX,
+        "random_seed": 5,
+        "temperature": 0.8,
+    }
+    assert (
+        client.fim.complete(**seeded).choices[0].message.content
+        == client.fim.complete(**seeded).choices[0].message.content
+    )
+    with pytest.raises(SDKError) as refused:
+        client.fim.complete(model="codellama:7b-code", prompt=PREFIX, suffix=SUFFIX, min_tokens=4)
+    assert refused.value.status_code == 400 and "min_tokens" in refused.value.body
+    assert (
+        httpx.post(setup["url"] + "/v1/fim/completions", json={"model": "x", "prompt": "y"}).json()["error"]["code"]
+        == "model_not_found"
+    )

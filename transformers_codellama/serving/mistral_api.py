@@ -1,0 +1,89 @@
+"""Mistral's FIM completions, `POST /v1/fim/completions`: what `mistralai`'s `client.fim` and Continue's `fimStream`
+(for FIM-capable OpenAI-style providers) post.
+
+`prompt` is the code before the cursor and `suffix` the code after it: with a `suffix` (an empty one too) the request
+is Meta's infilling layout, without one a completion of `prompt` (an editor template in it still infills). The
+answer is a chat completion, `choices[0].message.content` holding the middle; streams are chat chunks
+(`choices[0].delta.content`) ended by `data: [DONE]`. The route lives under `/v1`, so its errors are OpenAI's shape,
+which `mistralai` reads as the body of its `SDKError`. `min_tokens` needs the engine to hold back the stop ids for
+that many tokens, which it cannot yet: it is refused unless 0.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse, Response
+
+from .adapter import Adapter, refuse_unsupported, streamed, text_prompt
+from .context import run_to_end, sampling_params, server_of
+from .errors import OPENAI, Fields
+from .generation import Generation, start_all
+from .openai_api import finish_reason, openai_events, sse, stop_list, usage_of
+from .protocol import (
+    ChatChoice,
+    ChatChunkChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatDelta,
+    ChatMessageOut,
+    FimRequest,
+    Usage,
+)
+
+router = APIRouter()
+ADAPTER = Adapter(router, errors=OPENAI)
+FIELDS = Fields(prompt="prompt", suffix="suffix", max_tokens="max_tokens")
+
+
+@router.post("/v1/fim/completions", response_model=None)
+async def fim_completions(body: FimRequest, request: Request) -> Response:
+    """Fill in the middle between `prompt` and `suffix` (or complete `prompt` when there is no suffix)."""
+    server = server_of(request)
+    server.check_model(body.model)
+    refuse_unsupported(body, body.NEUTRAL)
+    max_new_tokens = server.capped(body.max_tokens, server.settings.max_tokens_cap)
+    prompt = text_prompt(server, body.prompt, suffix=body.suffix, max_new_tokens=max_new_tokens, fields=FIELDS)
+    params = sampling_params(body.temperature, body.top_p, None, body.random_seed)
+    start: Callable[[], Generation] = server.generation(
+        prompt, max_new_tokens=max_new_tokens, sampling=params, stop=stop_list(body.stop), fields=FIELDS
+    )
+    generations = start_all([start])
+    identity: dict[str, Any] = {
+        "id": f"fim-{uuid.uuid4().hex}",
+        "created": int(time.time()),
+        "model": server.settings.model_name,
+    }
+
+    if not body.stream:
+        await run_to_end(request, generations)
+        [generation] = generations
+        choice = ChatChoice(
+            index=0, message=ChatMessageOut(content=generation.text), finish_reason=finish_reason(generation)
+        )
+        return JSONResponse(ChatCompletion(**identity, choices=[choice], usage=usage_of(generations)).model_dump())
+
+    def chunk(delta: ChatDelta, reason: Literal["stop", "length"] | None = None, usage: Usage | None = None) -> str:
+        choice = ChatChunkChoice(index=0, delta=delta, finish_reason=reason)
+        return sse(ChatCompletionChunk(**identity, choices=[choice], usage=usage))
+
+    return streamed(
+        request,
+        generations,
+        openai_events(
+            generations,
+            opening=lambda _, __: chunk(ChatDelta(role="assistant", content="")),
+            delta=lambda _, text: chunk(ChatDelta(content=text)),
+            # Mistral puts `usage` on the last chunk, which has a choice: Continue reads `choices[0]` of every chunk.
+            closing=lambda _, generation: chunk(ChatDelta(), finish_reason(generation), usage_of(generations)),
+            usage=None,
+        ),
+        errors=OPENAI,
+    )
+
+
+__all__ = ["ADAPTER", "router"]
