@@ -30,7 +30,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from ray import serve
 from ray.exceptions import RayError
@@ -145,10 +145,11 @@ class ReplicaServer:
     proxy calls. Either way the app and its lifespan (the engine's start and stop) are those of `codellama-serve`.
     """
 
-    async def __init__(self, options: RayOptions) -> None:
+    # Ray awaits an async constructor (the app's lifespan starts the engine here).
+    async def __init__(self, options: RayOptions) -> None:  # type: ignore[misc]
         from .app import create_app
 
-        self.options = options
+        self.ray_options = options
         self.replica_id = serve.get_replica_context().replica_id.unique_id
         model, tokenizer = load_model(options)
         self.asgi = create_app(model, tokenizer, model_name=options.served_name, **options.app)
@@ -334,13 +335,13 @@ def build_app(options: RayOptions) -> Any:
         deployment_options["autoscaling_config"] = autoscaling
     if options.router == "prefix":
         deployment_options["request_router_config"] = RequestRouterConfig(
-            request_router_class=PrefixAffinityRouter, request_router_kwargs={"imbalance": options.imbalance}
+            request_router_class=cast(Any, PrefixAffinityRouter), request_router_kwargs={"imbalance": options.imbalance}
         )
     if options.router == "power-of-two":
-        return CodeLlamaIngressReplica.options(**deployment_options).bind(options)
-    replicas = CodeLlamaReplica.options(**deployment_options).bind(options)
+        return cast(Any, CodeLlamaIngressReplica).options(**deployment_options).bind(options)
+    replicas = cast(Any, CodeLlamaReplica).options(**deployment_options).bind(options)
     max_body_bytes = options.app.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
-    return CodeLlamaFront.bind(replicas, max_body_bytes)
+    return cast(Any, CodeLlamaFront).bind(replicas, max_body_bytes)
 
 
 def app_builder(args: dict[str, Any]) -> Any:

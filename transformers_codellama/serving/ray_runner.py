@@ -65,7 +65,7 @@ def serve_on_ray(args: argparse.Namespace, *, api_key: str | None) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         if started:
-            node_ip = {"_node_ip_address": "127.0.0.1"} if args.host in LOOPBACK else {}
+            node_ip: dict[str, Any] = {"_node_ip_address": "127.0.0.1"} if args.host in LOOPBACK else {}
             ray.init(include_dashboard=False, **node_ip)
         else:
             ray.init(address=args.ray_address)
