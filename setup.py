@@ -7,6 +7,7 @@ from setuptools import setup
 HERE = Path(__file__).parent
 SERVE = ["fastapi>=0.110", "uvicorn>=0.29", "pydantic>=2.6", "prometheus-client>=0.20"]
 TRAIN = ["peft>=0.13", "datasets>=3.0"]
+RAY = ["ray[serve]>=2.60"]  # serve.ingress() with __serve_build_asgi_app__, request routers with handle args
 
 setup(
     name="transformers-codellama",
@@ -48,9 +49,12 @@ setup(
         "serve": SERVE,
         # Fine-tuning with FIM examples: datasets map functions and LoRA adapters.
         "train": TRAIN,
+        # `codellama-serve --ray`: the same server as a Ray Serve application (docs/serving_ray.md).
+        "ray": [*SERVE, *RAY],
         "test": [
             *SERVE,
             *TRAIN,
+            *RAY,
             "openai>=1.0",
             "ollama>=0.6",  # the Ollama adapter's tests and docs examples
             "mistralai>=1.0",  # /v1/fim/completions through client.fim

@@ -96,6 +96,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--cors-origin", action="append", default=[], help="allow this origin through CORS (repeatable; default: off)"
     )
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    ray = parser.add_argument_group('Ray Serve (pip install ".[ray]"; docs/serving_ray.md)')
+    ray.add_argument("--ray", action="store_true", help="serve on Ray Serve: one engine per replica, same routes")
+    ray.add_argument("--ray-address", help="join this cluster (auto, ray://host:10001) instead of starting one")
+    ray.add_argument("--replicas", type=int, default=1, help="replicas, each with its own engine (default: 1)")
+    ray.add_argument("--replica-cpus", type=float, default=1.0, help="CPUs each replica reserves (default: 1)")
+    ray.add_argument("--replica-gpus", type=float, default=0.0, help="GPUs each replica reserves (default: 0)")
+    ray.add_argument("--min-replicas", type=int, help="autoscale from this many replicas")
+    ray.add_argument("--max-replicas", type=int, help="autoscale up to this many replicas")
+    ray.add_argument(
+        "--target-ongoing-requests", type=float, default=4.0, help="requests per replica autoscaling aims at"
+    )
+    ray.add_argument(
+        "--router",
+        choices=("prefix", "power-of-two"),
+        default="prefix",
+        help="prefix: keep an editor's prompt on the replica caching it (default); power-of-two: Ray's default",
+    )
     return parser
 
 
@@ -118,6 +135,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if value < (1 if name in ("--max-tokens-cap", "--max-tokens", "--draft-ngram") else 0):
             print(f"codellama-serve: error: {name} must be positive; got {value}", file=sys.stderr)
             return 2
+
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    if args.ray:
+        try:
+            from .ray_runner import serve_on_ray
+        except ImportError as missing:
+            if (missing.name or "").partition(".")[0] != "ray":
+                raise
+            print('codellama-serve: error: --ray needs Ray Serve: pip install ".[ray]"', file=sys.stderr)
+            return 2
+        return serve_on_ray(args, api_key=api_key)
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -143,7 +171,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         print(f"codellama-serve: error: cannot load {args.model}: {error}", file=sys.stderr)
         return 1
-    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     if api_key is None and args.host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger("transformers_codellama.serving").warning(
             "serving on %s without an API key: anyone who can reach this address can use the model", args.host
