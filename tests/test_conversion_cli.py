@@ -270,7 +270,8 @@ def test_verify_fails_on_a_wrong_conversion(tmp_path: Path) -> None:
     spec = TinyCodeLlama(dim=64, n_heads=4, n_shards=1)
     write_meta_checkpoint(tmp_path / "CodeLlama-7b", spec)
     broken = (
-        "import sys\nfrom transformers_codellama.conversion import convert\nconvert.permute_rotary = lambda w, n: w\n"
+        "import sys\nfrom transformers_codellama.conversion import weights\n"
+        "weights.rotary_row_order = lambda rows, heads: list(range(rows))\n"
     )
     broken += "from transformers_codellama.conversion.convert_codellama_weights_to_hf import main\nsys.exit(main())\n"
     result = subprocess.run([sys.executable, "-c", broken, "--input-dir", str(tmp_path / "CodeLlama-7b"),

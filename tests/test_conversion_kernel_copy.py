@@ -1,9 +1,8 @@
-"""Tensors whose bytes need no change are copied by the kernel (file spans, gathered rows): the same bytes as the
-tensor path (torch.cat and the rotary permutation, then one write per block), for every layout the converter sees."""
+"""The weights are bytes copied in a computed order (kernel copies of file spans, gathered rows): the same bytes as
+torch's merge, rotary permutation and cast (`weights_reference`), for every layout the converter sees."""
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -12,9 +11,9 @@ import torch
 from meta_checkpoints import TinyCodeLlama, write_meta_checkpoint
 from real_data import CODELLAMA_MODEL
 from safetensors.torch import load_file
+from weights_reference import write_reference_weights
 
-from transformers_codellama.conversion import convert
-from transformers_codellama.conversion.mapping import hf_name, rotary_heads, shard_axis
+from transformers_codellama.conversion import weights
 from transformers_codellama.conversion.meta_checkpoint import MetaCheckpoint
 from transformers_codellama.conversion.writer import FileSpan, ShardWriter, TensorSpec
 
@@ -24,49 +23,74 @@ SPECS = {
     # 8 query heads over 2 key/value heads in 2 shards: each shard holds whole heads of both.
     "grouped query": TinyCodeLlama(dim=128, n_heads=8, n_kv_heads=2, n_shards=2, tokenizer=CODELLAMA_MODEL,
                                    vocab_size=32016),
-    # 2 key/value heads over 4 shards: heads straddle shards, so wk takes the tensor path.
+    # 2 key/value heads over 4 shards: a head of wk straddles two shards.
     "heads straddle shards": TinyCodeLlama(dim=128, n_heads=8, n_kv_heads=2, n_shards=4),
 }  # fmt: skip
 
 
-def _write(checkpoint: MetaCheckpoint, directory: Path, path: str) -> Counter:
-    """Write every tensor with `path` ("tensors", "gathered" or "kernel"); returns how many blocks of each kind."""
+def _write(checkpoint: MetaCheckpoint, directory: Path, dtype: str, monkeypatch) -> Counter:
+    """Write the weights with the converter's `write_weights`; returns how many blocks of each kind it wrote."""
     directory.mkdir()
-    names = {name: hf_name(name) for name in checkpoint.shapes}
-    specs = [TensorSpec(str(names[n]), shape, checkpoint.dtype) for n, shape in checkpoint.shapes.items()]
-    writer, kinds = ShardWriter(directory, specs, max_shard_size=200_000), Counter()
-    for group in checkpoint.groups():
-        for name, slices in checkpoint.read_slices(group):
-            layout = {"axis": shard_axis(name), "heads": rotary_heads(name, checkpoint.params)}
-            blocks = None
-            if path != "tensors":
-                locate = checkpoint.locate if path == "kernel" else None
-                blocks = convert.row_buffers(slices, **layout, release=checkpoint.release_pages, locate=locate)
-            if blocks is None:
-                blocks = convert.row_blocks(slices, **layout, dtype=checkpoint.dtype, release=checkpoint.release_pages)
-            seen = list(blocks)
-            kinds.update(type(block).__name__ for block in seen)
-            writer.write(str(names[name]), iter(seen))
-    return Counter(kinds)
+    kinds: Counter = Counter()
+    write = ShardWriter.write
+
+    def counting(self: ShardWriter, name: str, blocks) -> None:
+        def seen():  # one at a time: a block of rows is a view into a buffer the next block reuses
+            for block in blocks:
+                kinds[type(block).__name__] += 1
+                yield block
+
+        write(self, name, seen())
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ShardWriter, "write", counting)
+        patch.setattr(weights, "BLOCK_BYTES", 4000)  # several blocks per tensor
+        weights.write_weights(checkpoint, directory, dtype=dtype, max_shard_size=200_000)
+    return kinds
+
+
+def _same_files(written: Path, reference: Path) -> None:
+    files = sorted(p.name for p in reference.iterdir())
+    assert len(files) > 2  # several shards, so tensors of each kind meet shard boundaries
+    assert sorted(p.name for p in written.iterdir()) == files
+    for name in files:
+        assert (written / name).read_bytes() == (reference / name).read_bytes(), name
 
 
 @pytest.mark.parametrize("layout", list(SPECS))
-def test_kernel_copies_write_the_same_bytes_as_tensors(tmp_path: Path, layout: str) -> None:
-    spec = SPECS[layout]
-    write_meta_checkpoint(tmp_path / "meta", spec)
+def test_kernel_copies_write_the_same_bytes_as_tensors(tmp_path: Path, layout: str, monkeypatch) -> None:
+    write_meta_checkpoint(tmp_path / "meta", SPECS[layout])
     checkpoint = MetaCheckpoint.open(tmp_path / "meta")
-    written = {path: _write(checkpoint, tmp_path / path, path) for path in ("tensors", "gathered", "kernel")}
-    files = sorted(p.name for p in (tmp_path / "tensors").iterdir())
-    assert len(files) > 2  # several shards, so tensors of each kind meet shard boundaries
-    for path in ("gathered", "kernel"):
-        assert sorted(p.name for p in (tmp_path / path).iterdir()) == files
-        for name in files:
-            assert (tmp_path / path / name).read_bytes() == (tmp_path / "tensors" / name).read_bytes(), (path, name)
-    assert set(written["tensors"]) == {"Tensor"}
-    assert written["gathered"]["list"] and "FileSpan" not in written["gathered"]
-    if sys.platform.startswith("linux"):  # where the mapped shards can be located in their files
-        assert written["kernel"]["FileSpan"] and written["kernel"]["list"]
-    assert bool(written["gathered"]["Tensor"]) == (layout == "heads straddle shards")
+    write_reference_weights(checkpoint, tmp_path / "tensors", dtype=checkpoint.dtype, max_shard_size=200_000)
+    kinds = _write(checkpoint, tmp_path / "bytes", checkpoint.dtype_name, monkeypatch)
+    _same_files(tmp_path / "bytes", tmp_path / "tensors")
+    assert set(kinds) == {"FileSpan", "list"} and kinds["FileSpan"] and kinds["list"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("layout", ["two shards", "heads straddle shards"])
+def test_another_dtype_is_the_same_bytes_as_torchs_cast(tmp_path: Path, layout: str, dtype: str, monkeypatch) -> None:
+    write_meta_checkpoint(tmp_path / "meta", SPECS[layout])
+    checkpoint = MetaCheckpoint.open(tmp_path / "meta")
+    write_reference_weights(checkpoint, tmp_path / "tensors", dtype=getattr(torch, dtype), max_shard_size=200_000)
+    kinds = _write(checkpoint, tmp_path / "bytes", dtype, monkeypatch)
+    _same_files(tmp_path / "bytes", tmp_path / "tensors")
+    assert set(kinds) == {"list"}  # every block passed through the cast
+
+
+def test_tensors_stored_with_strides_are_gathered(tmp_path: Path, monkeypatch) -> None:
+    # torch.save keeps a tensor's strides: a transposed copy (never in Meta's releases) is stored column-major.
+    write_meta_checkpoint(tmp_path / "meta", SPECS["two shards"])
+    for path in sorted((tmp_path / "meta").glob("consolidated.*.pth")):
+        state = torch.load(path, weights_only=True)
+        for name in ("layers.0.attention.wq.weight", "layers.0.attention.wo.weight", "layers.1.feed_forward.w2.weight"):
+            state[name] = state[name].t().contiguous().t()  # same values, not contiguous
+            assert not state[name].is_contiguous()
+        torch.save(state, path)
+    checkpoint = MetaCheckpoint.open(tmp_path / "meta")
+    write_reference_weights(checkpoint, tmp_path / "tensors", dtype=checkpoint.dtype, max_shard_size=200_000)
+    _write(checkpoint, tmp_path / "bytes", checkpoint.dtype_name, monkeypatch)
+    _same_files(tmp_path / "bytes", tmp_path / "tensors")
 
 
 def test_file_spans_and_gathered_rows_round_trip_through_safetensors(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """`codellama-convert` copies the weights without torch while a child process writes the other files: the same
-bytes as the in-process tensor path, the same errors, atomic, and no child outlives a failed or interrupted run."""
+bytes as torch's merge (and the in-process `convert`), the same errors, atomic, and no child outlives a failed or
+interrupted run."""
 
 from __future__ import annotations
 
@@ -19,12 +20,11 @@ import pytest
 from converter_commands import ENV, INSTALLED_SCRIPT
 from meta_checkpoints import TinyCodeLlama, write_meta_checkpoint
 from real_data import CODELLAMA_MODEL
+from weights_reference import write_reference_weights
 
-from transformers_codellama.conversion import convert, unchanged_weights
+from transformers_codellama.conversion import convert, weights
 from transformers_codellama.conversion.errors import ConversionError
-from transformers_codellama.conversion.mapping import hf_name, rotary_heads, shard_axis
 from transformers_codellama.conversion.meta_checkpoint import MetaCheckpoint
-from transformers_codellama.conversion.writer import ShardWriter, TensorSpec
 
 LAYOUTS = {
     "one shard": TinyCodeLlama(dim=64, n_heads=4, n_shards=1),
@@ -35,41 +35,19 @@ LAYOUTS = {
 }  # fmt: skip
 
 
-def _tensor_path(checkpoint: MetaCheckpoint, directory: Path, max_shard_size: int) -> None:
-    """The reference: every tensor through torch (`torch.cat`, `permute_rotary`), written block by block."""
-    directory.mkdir()
-    names = {name: str(hf_name(name)) for name in checkpoint.shapes}
-    specs = [TensorSpec(names[n], shape, checkpoint.dtype) for n, shape in checkpoint.shapes.items()]
-    writer = ShardWriter(directory, specs, max_shard_size=max_shard_size)
-    for group in checkpoint.groups():
-        for name, slices in checkpoint.read_slices(group):
-            layout = {"axis": shard_axis(name), "heads": rotary_heads(name, checkpoint.params)}
-            writer.write(names[name], convert.row_blocks(slices, **layout, dtype=checkpoint.dtype))
-    writer.finish()
-
-
-@pytest.mark.parametrize("block_bytes", [unchanged_weights.BLOCK_BYTES, 1000])  # 1000: many blocks per tensor
+@pytest.mark.parametrize("block_bytes", [weights.BLOCK_BYTES, 1000])  # 1000: many blocks per tensor
 @pytest.mark.parametrize("layout", list(LAYOUTS))
-def test_unchanged_weights_are_the_tensor_paths_bytes(
-    tmp_path: Path, layout: str, block_bytes: int, monkeypatch
-) -> None:
+def test_copied_weights_are_the_tensor_paths_bytes(tmp_path: Path, layout: str, block_bytes: int, monkeypatch) -> None:
     write_meta_checkpoint(tmp_path / "meta", LAYOUTS[layout])
     checkpoint = MetaCheckpoint.open(tmp_path / "meta")
-    assert unchanged_weights.unsupported_reason(checkpoint) is None
-    _tensor_path(checkpoint, tmp_path / "tensors", max_shard_size=200_000)
-    monkeypatch.setattr(unchanged_weights, "BLOCK_BYTES", block_bytes)
+    write_reference_weights(checkpoint, tmp_path / "tensors", dtype=checkpoint.dtype, max_shard_size=200_000)
+    monkeypatch.setattr(weights, "BLOCK_BYTES", block_bytes)
     (tmp_path / "bytes").mkdir()
-    unchanged_weights.write_unchanged_weights(checkpoint, tmp_path / "bytes", max_shard_size=200_000)
+    weights.write_weights(checkpoint, tmp_path / "bytes", dtype=checkpoint.dtype_name, max_shard_size=200_000)
     files = sorted(p.name for p in (tmp_path / "tensors").iterdir())
     assert len(files) > 2 and sorted(p.name for p in (tmp_path / "bytes").iterdir()) == files
     for name in files:
         assert (tmp_path / "bytes" / name).read_bytes() == (tmp_path / "tensors" / name).read_bytes(), name
-
-
-def test_heads_that_straddle_shards_take_the_tensor_path(tmp_path: Path) -> None:
-    write_meta_checkpoint(tmp_path / "meta", TinyCodeLlama(dim=128, n_heads=8, n_kv_heads=2, n_shards=4))
-    reason = unchanged_weights.unsupported_reason(MetaCheckpoint.open(tmp_path / "meta"))
-    assert reason is not None and "straddle" in reason
 
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess:

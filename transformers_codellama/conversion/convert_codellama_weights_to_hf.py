@@ -125,10 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             from transformers_codellama.conversion.metadata_process import MetadataProcess
 
-            metadata = MetadataProcess(Path(args.input_dir))  # before importing the rest: it has the most to do
-            from transformers_codellama.conversion.parallel import convert_in_parallel
+            # Started before importing the rest: it has the most to do. Stopped whatever happens.
+            with MetadataProcess(Path(args.input_dir)) as metadata:
+                from transformers_codellama.conversion.inputs import check_inputs
+                from transformers_codellama.conversion.parallel import convert_in_parallel
 
-            result = convert_in_parallel(**arguments, metadata=metadata)
+                result = convert_in_parallel(check_inputs(**arguments), metadata)
     except ConversionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

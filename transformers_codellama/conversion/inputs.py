@@ -1,29 +1,65 @@
-"""The checks made before a conversion reads a tensor: format, output location, the checkpoint, size and variant."""
+"""The checks made before a conversion reads a tensor, and what they produce: one `ConversionJob`."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..releases import CUSTOM_SIZE
-from .choices import FORMATS
+from .choices import DTYPE_NAMES, FORMATS
 from .errors import ConversionError
 from .mapping import SHARDS_PER_SIZE, infer_variant
 from .meta_checkpoint import MetaCheckpoint
-from .writer import check_output_dir
+from .result import API_COMMAND
+from .writer import check_output_dir, parse_size
+
+
+@dataclass(frozen=True)
+class ConversionJob:
+    """A conversion whose inputs were all checked (`check_inputs`): what to read, what to write, and how."""
+
+    checkpoint: MetaCheckpoint
+    output_dir: Path
+    variant: str
+    output_format: str
+    dtype: str  # of the written weights, as torch names it without "torch.": the stored one unless asked otherwise
+    max_shard_size: int  # bytes
+    force: bool
+    command: str  # what the model card quotes
+    context_length: int | None  # None: Meta's release context for the size and variant
+    started: float  # `time.perf_counter()` when the checks began
+
+    def metadata(self) -> dict[str, Any]:
+        """What the files beside the weights depend on: the keywords of `convert.write_metadata`, JSON-ready."""
+        return {
+            "variant": self.variant,
+            "output_format": self.output_format,
+            "dtype": self.dtype,
+            "command": self.command,
+            "context_length": self.context_length,
+        }
 
 
 def check_inputs(
-    input_dir: Path,
-    output_dir: Path,
     *,
-    model_size: str | None,
-    variant: str | None,
-    output_format: str,
-    force: bool,
+    input_dir: str | Path,
+    output_dir: str | Path,
+    model_size: str | None = None,
+    variant: str | None = None,
+    dtype: Any = None,
+    max_shard_size: str | int = "5GB",
+    output_format: str = "codellama",
+    force: bool = False,
+    command: str | None = None,
     context_length: int | None = None,
-) -> tuple[MetaCheckpoint, str]:
+) -> ConversionJob:
     """Everything that can be refused before a tensor is read: the format, the output location, the checkpoint
-    itself, the size and variant the caller expects, a positive context. Returns the opened checkpoint and its variant."""
+    itself, the size and variant the caller expects, a positive context, the shard size and the dtype (a name or a
+    torch dtype). Returns the job, with the opened checkpoint; `convert.convert` documents the arguments."""
+    started = time.perf_counter()
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
     if output_format not in FORMATS:
         raise ConversionError(f"format must be one of {', '.join(FORMATS)}; found {output_format!r}")
     if context_length is not None and context_length < 1:
@@ -47,7 +83,28 @@ def check_inputs(
     variant = variant or infer_variant(input_dir.resolve().name)
     if variant is None:
         raise ConversionError(f"{input_dir}: the directory name names both Python and Instruct; pass --variant")
-    return checkpoint, variant
+    return ConversionJob(
+        checkpoint=checkpoint,
+        output_dir=output_dir,
+        variant=variant,
+        output_format=output_format,
+        dtype=checkpoint.dtype_name if dtype is None else _dtype_name(dtype),
+        max_shard_size=parse_size(max_shard_size),
+        force=force,
+        command=command or API_COMMAND,
+        context_length=context_length,
+        started=started,
+    )
 
 
-__all__ = ["check_inputs"]
+def _dtype_name(dtype: object) -> str:
+    """`dtype` ("float16" or torch.float16) as one of DTYPE_NAMES, without importing torch."""
+    name = dtype if isinstance(dtype, str) else None
+    if type(dtype).__module__ == "torch" and type(dtype).__name__ == "dtype":
+        name = str(dtype).removeprefix("torch.")
+    if name is None or name not in DTYPE_NAMES:
+        raise ConversionError(f"dtype must be one of {', '.join(DTYPE_NAMES)}; found {dtype!r}")
+    return name
+
+
+__all__ = ["ConversionJob", "check_inputs"]

@@ -4,9 +4,9 @@
 tokenizer) before a single tensor is converted, from what each shard's pickle says about its tensors
 (`pth_reader.read_pth`: names, dtypes, shapes and where their bytes lie), without torch and without calling
 anything the pickle names: a shard that would run code is refused before any runs. `records` keeps those
-locations, from which the converter copies bytes unchanged. Where tensors are needed (a dtype conversion,
-verification), `read_slices` memory-maps the shards with `torch.load(..., mmap=True, weights_only=True)` and hands
-out tensors a group at a time, dropping the mappings after each group, so the pages read stay bounded by one layer.
+locations, from which the converter copies bytes (`weights`). Where tensors are needed (verification), `read_slices`
+memory-maps the shards with `torch.load(..., mmap=True, weights_only=True)` and hands out tensors a group at a time,
+dropping the mappings after each group, so the pages read stay bounded by one layer.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, NamedTuple
 import sentencepiece
 
 from .errors import ConversionError
-from .mapped_pages import MappedPages
 from .mapping import DROPPED_TENSORS, MetaParams, meta_shapes, parse_params, shard_axis
 from .pth_reader import FLOATING_DTYPES, TensorRecord, read_pth
 
@@ -89,7 +88,6 @@ class MetaCheckpoint:
     dtype_name: str  # as torch names it, without "torch.": "bfloat16" in Meta's releases
     shapes: dict[str, tuple[int, ...]] = field(repr=False)  # full (merged) shape of every tensor to convert
     records: list[dict[str, TensorRecord]] = field(default_factory=list, repr=False)  # per shard: where tensors lie
-    _pages: MappedPages = field(default_factory=MappedPages, repr=False, compare=False)
 
     @classmethod
     def open(cls, directory: str | Path) -> MetaCheckpoint:
@@ -133,28 +131,13 @@ class MetaCheckpoint:
         return [["tok_embeddings.weight"], *layers, ["norm.weight", "output.weight"]]
 
     def read_slices(self, names: Sequence[str]) -> Iterator[tuple[str, list[torch.Tensor]]]:
-        """Yield each named tensor's model-parallel slices (memory-mapped); the mappings close after the group.
-
-        Pieces of the slices may be handed to `release_pages` once they have been used, so that the pages read stay
-        bounded by what is being written rather than by the group.
-        """
+        """Yield each named tensor's model-parallel slices (memory-mapped); the mappings close after the group."""
         states = [load_shard(path) for path in self.shard_paths]
-        for path, state in zip(self.shard_paths, states, strict=True):
-            self._pages.register(path, state.values())
         try:
             for name in names:
                 yield name, [state[name] for state in states]
         finally:
-            self._pages.clear()  # before the mappings close
             del states
-
-    def release_pages(self, tensor: torch.Tensor) -> None:
-        """Drop the pages of `tensor` (a contiguous piece of a slice from `read_slices`) from resident memory."""
-        self._pages.release(tensor)
-
-    def locate(self, tensor: torch.Tensor) -> tuple[Path, int] | None:
-        """The shard file and offset holding a contiguous piece of a slice from `read_slices` (None if unknown)."""
-        return self._pages.locate(tensor)
 
     def read(self, names: Sequence[str]) -> Iterator[tuple[str, torch.Tensor]]:
         """Yield each named tensor merged from its model-parallel slices."""

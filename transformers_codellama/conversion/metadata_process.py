@@ -2,7 +2,7 @@
 process while the converter copies the weights.
 
 Those files need transformers (its configuration and tokenizer classes, about three seconds of imports); the
-weights need neither it nor torch (`unchanged_weights`). So `codellama-convert` starts this module as a child
+weights need neither it nor torch (`weights`). So `codellama-convert` starts this module as a child
 process at launch: it imports what it needs and loads the tokenizer while the parent checks the input and copies
 the weights, then, once
 the parent has sent it the job (one JSON line on stdin), writes its files into the parent's staging directory with
@@ -53,7 +53,7 @@ class MetadataProcess:
         return self._process.pid
 
     def start_writing(self, **job: Any) -> None:
-        """Send the job (keyword arguments of `convert.write_metadata`, plus `input_dir` and `staging`)."""
+        """Send the job: `input_dir`, `staging` and the keywords of `convert.write_metadata` (`ConversionJob.metadata`)."""
         assert self._process.stdin is not None
         with contextlib.suppress(BrokenPipeError):  # it died already: `wait` reports how
             self._process.stdin.write(json.dumps(job).encode() + b"\n")
@@ -108,7 +108,7 @@ def _main(parent: int, input_dir: Path) -> int:
     # only walk them again and again, a quarter of the import time.
     gc.disable()
     # The slow imports, made while the parent checks the input and copies the weights.
-    from .convert import DTYPES, load_tokenizer, write_metadata
+    from .convert import load_tokenizer, write_metadata
     from .meta_checkpoint import MetaCheckpoint
 
     # So is the tokenizer (half a second): it depends on tokenizer.model alone. The parent checks the input
@@ -126,7 +126,7 @@ def _main(parent: int, input_dir: Path) -> int:
         staging = Path(job.pop("staging"))
         if checkpoint.tokenizer_path.resolve() != (input_dir / "tokenizer.model").resolve():
             tokenizer = None
-        write_metadata(checkpoint, staging, dtype=DTYPES[job.pop("dtype")], tokenizer=tokenizer, **job)
+        write_metadata(checkpoint, staging, tokenizer=tokenizer, **job)
     except ConversionError as error:
         print(f"{_ERROR_PREFIX}{error}", file=sys.stderr)
         return 1

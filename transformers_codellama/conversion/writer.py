@@ -4,7 +4,7 @@ The safetensors library serializes a whole dict of tensors at once, so a shard w
 full. Every output shape and dtype is known before the first tensor is converted, so each shard's header can be
 written first and each tensor appended, block of rows by block of rows, as soon as it is converted: memory stays at
 one block, whatever `max_shard_size` is. A block is a tensor or, where the bytes need no change, a list of buffers
-(rows of memory-mapped input shards, in output order) that `os.writev` gathers into the file, or a span of an input
+(rows read from the input shards, in output order) that `os.writev` gathers into the file, or a span of an input
 file that `os.copy_file_range` copies: either way one copy, made by the kernel. Each finished shard is opened with the safetensors library (`safe_open`) to check its header, names
 and shapes, so a file the library cannot read is never left behind.
 """
@@ -46,7 +46,7 @@ _IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") and "SC_IOV_MAX" i
 class FileSpan:
     """Whole rows to copy unchanged from another file: `nbytes` bytes at `offset` of `path`.
 
-    `data` is those bytes already in memory (a mapped tensor's), or just their count where nothing is mapped; the
+    `data` is those bytes already in memory, or just their count where they are only in the file (as the converter's); the
     writer falls back to writing the buffer, or reading the file, where the kernel cannot copy between the files.
     """
 
