@@ -24,7 +24,7 @@ from .whole_pieces import whole_piece_pattern as _whole_piece_pattern  # noqa: F
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model"}
 
 
-class CodeLlamaTokenizer(CodeLlamaTokenizerMixin, PreTrainedTokenizer):  # type: ignore[misc]
+class CodeLlamaTokenizer(CodeLlamaTokenizerMixin, PreTrainedTokenizer):
     r"""
     Code Llama's tokenizer, running Meta's SentencePiece model (`tokenizer.model`) through `sentencepiece`.
 

@@ -26,7 +26,7 @@ from .whole_pieces import whole_piece_pattern as _whole_piece_pattern  # noqa: F
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer.model", "tokenizer_file": "tokenizer.json"}
 
 
-class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast):  # type: ignore[misc]
+class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast):
     r"""
     Code Llama's tokenizer on the `tokenizers` library, with the same arguments and results as
     [`CodeLlamaTokenizer`], id for id.
@@ -49,6 +49,7 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
     """
 
     vocab_files_names = VOCAB_FILES_NAMES
+    # transformers declares `slow_tokenizer_class` as `None` on the base class, so any class assigned here is flagged.
     slow_tokenizer_class = CodeLlamaTokenizer  # type: ignore[assignment]
 
     def __init__(
@@ -116,7 +117,10 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
     def _piece_id(self, piece: str) -> int | None:
         return self._text_backend.token_to_id(piece)
 
-    def _add_tokens(self, new_tokens: list[str | AddedToken], special_tokens: bool = False) -> int:  # type: ignore[override]
+    # The base class takes `list[str] | list[AddedToken]`, TokenizersBackend `list[str | AddedToken]`: this takes all.
+    def _add_tokens(
+        self, new_tokens: list[str | AddedToken] | list[str] | list[AddedToken], special_tokens: bool = False
+    ) -> int:
         # Stored under their own text: `tokenizers` would store (and decode) a normalized token as "▁<token>".
         # Where text matches them is `_text_ids`'s business (as SentencePiece matches user-defined pieces).
         return super()._add_tokens([_unnormalized(token, special_tokens) for token in new_tokens], special_tokens)
@@ -153,7 +157,9 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
         else:
             encoded = self._unshaped_plain_batch(text, texts, offsets, kwargs)
         if offsets:
-            mapping = [encoding.offsets for encoding in encoded.encodings]  # type: ignore[union-attr]
+            encodings = encoded.encodings
+            assert encodings is not None  # both plain paths above build `Encoding`s (or `LazyEncodings`)
+            mapping = [encoding.offsets for encoding in encodings]
             single = isinstance(text, str) and kwargs.get("return_tensors") is None
             as_returned = BatchEncoding({"offset_mapping": mapping}, tensor_type=kwargs.get("return_tensors"))
             encoded["offset_mapping"] = mapping[0] if single else as_returned["offset_mapping"]
@@ -205,6 +211,7 @@ class CodeLlamaTokenizerFast(CodeLlamaTokenizerMixin, PreTrainedTokenizerFast): 
         encoded._n_sequences = 1
         return encoded
 
+    # TokenizersBackend annotates the result as `tuple[str]` (one file); the base class, and this `()`, use `tuple[str, ...]`.
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:  # type: ignore[override]
         """Copy `tokenizer.model` into `save_directory` (when this tokenizer was built from one)."""
         if not self.can_save_slow_tokenizer:

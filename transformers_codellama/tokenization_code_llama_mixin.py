@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from transformers.tokenization_utils_base import BatchEncoding, TruncationStrategy
@@ -265,7 +265,7 @@ class CodeLlamaTokenizerMixin(_TokenizerBase):
 
     # -------------------------------------------------------------------------------------------- encoding
     # transformers' hook; its many keyword arguments pass through `kwargs` (plus Code Llama's `suffix`, `suffix_first`).
-    def _encode_plus(self, text: Any = None, text_pair: Any = None, **kwargs: Any) -> BatchEncoding:  # type: ignore[override]
+    def _code_llama_encode_plus(self, text: Any = None, text_pair: Any = None, **kwargs: Any) -> BatchEncoding:
         suffix = kwargs.pop("suffix", None)
         suffix_first = kwargs.pop("suffix_first", None)
         suffix_first = self.suffix_first if suffix_first is None else suffix_first
@@ -280,6 +280,11 @@ class CodeLlamaTokenizerMixin(_TokenizerBase):
         if encoded is not None:
             return encoded
         return super()._encode_plus(text=text, text_pair=text_pair, **kwargs)
+
+    # Installed under transformers' name for both backends, whose `_encode_plus` keyword lists differ from each other
+    # (PythonBackend has no `return_offsets_mapping`, TokenizersBackend types `return_tensors` as a bool): no one
+    # signature overrides both, so the hook is typed as what it is, a callable taking either list.
+    _encode_plus: Callable[..., BatchEncoding] = _code_llama_encode_plus
 
     def _infilling_prompts(self, text: Any, text_pair: Any, suffix: Any) -> list[TextOrInfill] | None:
         """The prompts of an infilling call, or None when nothing is to be infilled."""

@@ -155,13 +155,19 @@ def _budgeted(
 
 
 # ------------------------------------------------------------------------------------------------ generate, chat
-@router.post("/api/generate", response_model=None)
-async def generate(body: OllamaGenerateRequest, request: Request) -> Response:
-    """Completion or fill-in-the-middle (`suffix`), streamed as JSON lines unless `stream: false`."""
+def _checked_server(body: OllamaGenerateRequest | OllamaChatRequest, request: Request) -> Server:
+    """The server for a generate or chat request, once its model name and fields (and options) are accepted."""
     server = server_of(request)
     _check_model(server, body.model)
     refuse_unsupported(body, body.NEUTRAL)
     refuse_unsupported(body.options, body.options.NEUTRAL, prefix="options.")
+    return server
+
+
+@router.post("/api/generate", response_model=None)
+async def generate(body: OllamaGenerateRequest, request: Request) -> Response:
+    """Completion or fill-in-the-middle (`suffix`), streamed as JSON lines unless `stream: false`."""
+    server = _checked_server(body, request)
     if not body.prompt and not body.suffix:  # Ollama's way to load (or, with keep_alive 0, unload) a model
         reason = "unload" if body.keep_alive in (0, "0", "0s") else "load"
         return JSONResponse(
@@ -192,10 +198,7 @@ def _messages(body: OllamaChatRequest) -> list[dict[str, str]]:
 @router.post("/api/chat", response_model=None)
 async def chat(body: OllamaChatRequest, request: Request) -> Response:
     """Chat with a Code Llama - Instruct checkpoint through its exact chat template."""
-    server = server_of(request)
-    _check_model(server, body.model)
-    refuse_unsupported(body, body.NEUTRAL)
-    refuse_unsupported(body.options, body.options.NEUTRAL, prefix="options.")
+    server = _checked_server(body, request)
     messages = _messages(body)
     if not messages:  # Ollama's way to load a model for chat
         return JSONResponse(
