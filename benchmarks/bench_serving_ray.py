@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -81,6 +85,43 @@ async def editors(url: str, files: list[str], keystrokes: int) -> tuple[float, f
     return sum(r[3] for r in later) / max(1, sum(r[2] for r in later)), statistics.median(r[0] for r in later)
 
 
+async def warm_up(url: str, prompts: list[str]) -> None:
+    """A few requests first, so no contender's measurement pays torch's first-call costs."""
+    async with httpx.AsyncClient() as client:
+        for prompt in prompts[:2]:
+            await _stream(client, url, {"model": NAME, "prompt": prompt, "max_tokens": 8})
+        await asyncio.gather(
+            *[_stream(client, url, {"model": NAME, "prompt": p, "max_tokens": 8}) for p in prompts[:4]]
+        )
+
+
+@contextlib.contextmanager
+def single_process(checkpoint: Path, threads: int) -> Iterator[str]:
+    """`codellama-serve CHECKPOINT` in its own process (as deployed, not sharing the client's GIL), at the URL."""
+    port = _port()
+    command = [sys.executable, "-m", "transformers_codellama.serving.cli", str(checkpoint), "--port", str(port)]
+    command += ["--model-name", NAME, "--threads", str(threads)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/v1/models", timeout=5).status_code == 200:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("codellama-serve did not start")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 async def one_client(url: str, prompt: str, rounds: int = 8) -> float:
     async with httpx.AsyncClient() as client:
         times = []
@@ -100,7 +141,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import ray
-    from live_server import serve as serve_locally
     from ray import serve
     from real_data import code_cuts
     from tiny_checkpoints import make_checkpoint
@@ -114,13 +154,15 @@ def main() -> None:
     text = "".join(cuts)
     files = [text[i * 5000 : i * 5000 + 5000] for i in range(args.editors)]  # ~1,500 tokens each
 
-    live, _, _ = serve_locally(checkpoint, model_name=NAME)
-    with live:
-        single = asyncio.run(throughput(live.url, prompts, args.clients))
-        single_one = asyncio.run(one_client(live.url, prompts[0]))
+    # Ray gives each replica's torch one thread (OMP_NUM_THREADS from its 0.5 CPU); the single process gets the same.
+    with single_process(checkpoint, threads=1) as single_url:
+        asyncio.run(warm_up(single_url, prompts))
+        single = asyncio.run(throughput(single_url, prompts, args.clients))
+        single_one = asyncio.run(one_client(single_url, prompts[0]))
     print(f"single process: {single[0]:.0f} tokens/s, median TTFT {single[1] * 1000:.0f} ms at {args.clients} clients")
 
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    temp_dir = tempfile.mkdtemp(prefix="rb", dir="/tmp")  # short: Ray's socket paths live under it
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir, log_to_driver=False)
     port = _port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     url = f"http://127.0.0.1:{port}"
@@ -131,6 +173,7 @@ def main() -> None:
                 model=str(checkpoint), model_name=NAME, replicas=replicas, replica_cpus=0.5, router=router
             )
             serve.run(build_app(options), name="codellama", route_prefix="/")
+            asyncio.run(warm_up(url, prompts))
             results[replicas, router] = (
                 asyncio.run(throughput(url, prompts, args.clients)),
                 asyncio.run(editors(url, files, args.keystrokes)),

@@ -2,7 +2,7 @@
 
 One cluster for the module: two replicas of a tiny checkpoint behind the prefix-routing front, compared with the
 single-process server over the same checkpoint. The Ctrl-C test runs first, on a cluster of its own that the command
-starts and must leave no process of.
+starts (at the same time as the module's, to halve the start-up wait) and must leave no process of.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -60,7 +61,7 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cluster(checkpoint):
+def cluster(checkpoint, command):
     """Two replicas behind the prefix router, at `url`; stopped (cluster included) after the module."""
     temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths live under it
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir)
@@ -94,35 +95,60 @@ def _ask(url: str, prefix: str, suffix: str, *, stream: bool, max_tokens: int = 
     return client.completions.create(**kwargs).choices[0].text
 
 
-def test_ctrl_c_stops_the_cluster_it_started(checkpoint):
-    temp_dir = tempfile.mkdtemp(prefix="rc", dir="/tmp")
-    port = _free_port()
-    command = [sys.executable, "-m", "transformers_codellama.serving.cli", str(checkpoint), "--ray"]
-    command += ["--port", str(port), "--replicas", "1", "--replica-cpus", "0.5", "--model-name", NAME]
-    env = {**os.environ, "RAY_TMPDIR": temp_dir, "PYTHONPATH": os.pathsep.join(sys.path)}
-    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        lines = []
-        for line in process.stderr:  # the start-up line comes once the application runs
-            lines.append(line)
+class Command:
+    """`codellama-serve --ray` in a subprocess on a cluster of its own; its stderr read by a thread."""
+
+    def __init__(self, checkpoint: Path) -> None:
+        self.temp_dir = tempfile.mkdtemp(prefix="rc", dir="/tmp")
+        self.port = _free_port()
+        command = [sys.executable, "-m", "transformers_codellama.serving.cli", str(checkpoint), "--ray"]
+        command += ["--port", str(self.port), "--replicas", "1", "--replica-cpus", "0.5", "--model-name", NAME]
+        env = {**os.environ, "RAY_TMPDIR": self.temp_dir, "PYTHONPATH": os.pathsep.join(sys.path)}
+        self.process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.start_line = ""
+        self.started = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:  # read to the end, so a full pipe never blocks the command
+            self.lines.append(line)
             if "on Ray Serve" in line:
-                break
-        assert process.poll() is None, "".join(lines[-20:])
-        assert f"http://127.0.0.1:{port}" in lines[-1]
-        answer = httpx.post(
-            f"http://127.0.0.1:{port}/v1/completions", json={"model": NAME, "prompt": "def f(", "max_tokens": 4}
-        )
-        assert answer.status_code == 200, answer.text
-        assert _ray_processes(temp_dir)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0
+                self.start_line = line
+                self.started.set()
+        self.started.set()
+
+
+@pytest.fixture(scope="module")
+def command(checkpoint):
+    """The command, started before the module's cluster so that the two clusters start at the same time."""
+    command = Command(checkpoint)
+    try:
+        yield command
     finally:
-        if process.poll() is None:
-            process.kill()
+        if command.process.poll() is None:
+            command.process.kill()
+
+
+def test_ctrl_c_stops_the_cluster_it_started(command, cluster):
+    process, temp_dir, port = command.process, command.temp_dir, command.port
+    command.started.wait(timeout=300)  # the start-up line comes once the application runs
+    assert process.poll() is None, "".join(command.lines[-20:])
+    assert f"http://127.0.0.1:{port}" in command.start_line
+    answer = httpx.post(
+        f"http://127.0.0.1:{port}/v1/completions", json={"model": NAME, "prompt": "def f(", "max_tokens": 4}
+    )
+    assert answer.status_code == 200, answer.text
+    assert _ray_processes(temp_dir)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
     deadline = time.monotonic() + 20
     while _ray_processes(temp_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _ray_processes(temp_dir)
+    # Only its own cluster: the module's, started beside it, still answers.
+    assert _ask(cluster, "import os\n", "\n", stream=False, max_tokens=2) is not None
 
 
 def test_two_replicas_answer_as_the_single_process_server(cluster, single):
@@ -179,8 +205,13 @@ def _ready(url: str) -> bool:
     return status.get("RUNNING", 0) == 2 and len(status) == 1
 
 
+def _front_pids() -> set[int]:
+    """The front's processes; `info` (not `cmdline()`) so a zombie on the machine reads as no command line."""
+    return {p.pid for p in psutil.process_iter(["cmdline"]) if "CodeLlamaFront" in " ".join(p.info["cmdline"] or [])}
+
+
 def test_a_killed_replica_is_replaced_while_requests_keep_succeeding(cluster):
-    front_pids = {p.pid for p in psutil.process_iter(["cmdline"]) if "CodeLlamaFront" in " ".join(p.cmdline())}
+    front_pids = _front_pids()
     body = {"model": NAME, "prompt": "def main(", "max_tokens": 2000, "stream": True}
     with httpx.stream("POST", cluster + "/v1/completions", json=body, headers=HEADERS, timeout=30) as stream:
         assert stream.status_code == 200
@@ -199,4 +230,4 @@ def test_a_killed_replica_is_replaced_while_requests_keep_succeeding(cluster):
             break
         time.sleep(0.2)
     assert victim not in live and len(live) == 2 and survivor <= live
-    assert front_pids == {p.pid for p in psutil.process_iter(["cmdline"]) if "CodeLlamaFront" in " ".join(p.cmdline())}
+    assert front_pids == _front_pids()

@@ -341,7 +341,11 @@ def build_app(options: RayOptions) -> Any:
         return cast(Any, CodeLlamaIngressReplica).options(**deployment_options).bind(options)
     replicas = cast(Any, CodeLlamaReplica).options(**deployment_options).bind(options)
     max_body_bytes = options.app.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
-    return cast(Any, CodeLlamaFront).bind(replicas, max_body_bytes)
+    # The front only relays: it must take every request the replicas can (Ray's default of 5 ongoing requests per
+    # replica would queue the rest in the proxy, ahead of the engines' batches).
+    front_capacity = options.max_ongoing_requests * (options.max_replicas or options.replicas)
+    front = cast(Any, CodeLlamaFront).options(max_ongoing_requests=max(front_capacity, options.max_ongoing_requests))
+    return front.bind(replicas, max_body_bytes)
 
 
 def app_builder(args: dict[str, Any]) -> Any:
