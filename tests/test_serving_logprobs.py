@@ -1,0 +1,152 @@
+"""Log-probabilities and penalties in the batch engine, against independent references: `generate` itself
+(`repetition_penalty`, `output_logits`, `output_scores`), the model's own forward + log_softmax over the prompt, and a
+plain greedy loop written from OpenAI's definition of the frequency and presence penalties."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+import torch
+from tiny_checkpoints import random_model, tiny_config
+
+from transformers_codellama.serving import Engine, EngineRequest, SamplingParams
+from transformers_codellama.serving.speculation import PromptLookup
+
+NEW = 10
+
+
+@pytest.fixture(scope="module")
+def model():
+    return random_model(tiny_config(), seed=5)
+
+
+def prompts(lengths, seed=0):
+    rng = random.Random(seed)
+    # A repeated stretch, so that prompt lookup has drafts to offer the rows that may draft.
+    return [[1] + [rng.randrange(3, 400) for _ in range(length)] * 2 for length in lengths]
+
+
+def run(model, requests, **options):
+    """Every request's (ids, stream) served together on one engine (speculation on unless told otherwise)."""
+
+    async def main():
+        engine = Engine(model, None, speculation=options.pop("speculation", PromptLookup()), **options)
+        engine.start()
+        try:
+            streams = [engine.submit(request) for request in requests]
+
+            async def collect(stream):
+                return [token async for token in stream]
+
+            return list(zip(await asyncio.gather(*map(collect, streams)), streams, strict=True))
+        finally:
+            engine.stop()
+
+    return asyncio.run(main())
+
+
+def generated(model, prompt, **kwargs):
+    output = model.generate(
+        torch.tensor([prompt]),
+        max_new_tokens=NEW,
+        min_new_tokens=NEW,
+        pad_token_id=0,
+        return_dict_in_generate=True,
+        output_scores=True,
+        output_logits=True,
+        **kwargs,
+    )
+    return output.sequences[0, len(prompt) :].tolist(), output
+
+
+def test_greedy_repetition_penalty_equals_generate_under_load(model):
+    first, second = prompts([6, 9])
+    expected = [generated(model, prompt, do_sample=False, repetition_penalty=0.5)[0] for prompt in (first, second)]
+    plain = generated(model, first, do_sample=False)[0]
+    assert expected[0] != plain  # the penalty changes the tokens (below 1 it favours the prompt's tokens)
+    penalised = SamplingParams(repetition_penalty=0.5)
+    requests = [
+        EngineRequest(first, NEW, (), penalised),
+        EngineRequest(first, NEW, ()),
+        EngineRequest(second, NEW, (), penalised),
+    ]
+    results = run(model, requests)
+    assert [ids for ids, _ in results] == [expected[0], plain, expected[1]]
+
+
+def test_seeded_sampling_with_repetition_penalty_equals_generate(model):
+    [prompt] = prompts([7], seed=3)
+    torch.manual_seed(9)
+    expected, _ = generated(model, prompt, do_sample=True, temperature=0.9, top_k=0, repetition_penalty=0.5)
+    sampling = SamplingParams(temperature=0.9, seed=9, repetition_penalty=0.5)
+    [(ids, _)] = run(model, [EngineRequest(prompt, NEW, (), sampling)])
+    assert ids == expected
+
+
+def test_openai_penalties_equal_a_loop_written_from_their_definition(model):
+    [prompt] = prompts([5], seed=4)
+    frequency, presence = -0.3, -0.6  # negative: favours repeats, which a random model rarely makes
+    ids = list(prompt)
+    expected: list[int] = []
+    for _ in range(NEW):
+        logits = model(torch.tensor([ids])).logits[0, -1].detach()
+        counts = torch.bincount(torch.tensor(expected, dtype=torch.long), minlength=logits.shape[0]).float()
+        expected.append(int((logits - counts * frequency - (counts > 0).float() * presence).argmax()))
+        ids.append(expected[-1])
+    assert len(set(expected)) < len(expected)
+    sampling = SamplingParams(frequency_penalty=frequency, presence_penalty=presence)
+    [(got, _)] = run(model, [EngineRequest(prompt, NEW, (), sampling)])
+    assert got == expected
+
+
+def test_logprobs_are_the_chosen_distributions(model):
+    first, second = prompts([6, 8], seed=6)
+    tokens, output = generated(model, first, do_sample=False)
+    torch.manual_seed(21)
+    sampled, sampled_output = generated(model, second, do_sample=True, temperature=0.7, top_k=0)
+    requests = [
+        EngineRequest(first, NEW, (), logprobs=3, prompt_logprobs=True),
+        EngineRequest(second, NEW, (), SamplingParams(temperature=0.7, seed=21), logprobs=0),
+        EngineRequest(first, NEW, ()),
+    ]
+    (greedy_ids, greedy_stream), (sampled_ids, sampled_stream), (plain_ids, _) = run(model, requests)
+    assert greedy_ids == plain_ids == tokens and sampled_ids == sampled
+    # Greedy: the model's raw distribution (temperature 1), the chosen token first among the alternatives.
+    for record, token, logits in zip(greedy_stream.token_logprobs, tokens, output.logits, strict=True):
+        reference = torch.log_softmax(logits[0].float(), dim=-1)
+        top = torch.topk(reference, 3)
+        assert record.token == token
+        assert record.logprob == pytest.approx(float(reference[token]), abs=1e-4)
+        assert [token for token, _ in record.top] == top.indices.tolist()
+        assert [value for _, value in record.top] == pytest.approx(top.values.tolist(), abs=1e-4)
+    # Sampled: the distribution after the temperature, as `generate`'s processed scores.
+    for record, token, scores in zip(sampled_stream.token_logprobs, sampled, sampled_output.scores, strict=True):
+        assert record.top == ()
+        assert record.logprob == pytest.approx(float(torch.log_softmax(scores[0], dim=-1)[token]), abs=1e-4)
+    # The prompt: the model's own forward over it, log_softmax, each id after the ids before it.
+    with torch.no_grad():
+        reference = torch.log_softmax(model(torch.tensor([first])).logits[0, :-1].float(), dim=-1)
+    expected = reference.gather(1, torch.tensor(first[1:])[:, None])[:, 0].tolist()
+    assert greedy_stream.prompt_logprobs[0] is None
+    assert greedy_stream.prompt_logprobs[1:] == pytest.approx(expected, abs=1e-4)
+
+
+def test_stop_id_comes_with_its_logprob(model):
+    [prompt] = prompts([6], seed=7)
+    tokens, _ = generated(model, prompt, do_sample=False)
+    [(ids, stream)] = run(model, [EngineRequest(prompt, NEW, (tokens[3],), logprobs=1)], speculation=None)
+    assert ids == tokens[:3] and stream.stop_id == tokens[3]
+    assert [record.token for record in stream.token_logprobs] == tokens[:4]
+
+
+def test_bad_penalties_and_logprobs_are_refused(model):
+    for sampling, message in [
+        (SamplingParams(repetition_penalty=0.0), "repetition_penalty"),
+        (SamplingParams(frequency_penalty=3.0), "frequency_penalty"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            run(model, [EngineRequest([1, 5], 2, (), sampling)])
+    with pytest.raises(ValueError, match="logprobs"):
+        run(model, [EngineRequest([1, 5], 2, (), logprobs=-1)])
