@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import random
 
+import openai
 import pytest
 import torch
-from tiny_checkpoints import random_model, tiny_config
+from live_server import serve
+from tiny_checkpoints import greedy, make_checkpoint, random_model, tiny_config
 
 from transformers_codellama.serving import Engine, EngineRequest, SamplingParams
 from transformers_codellama.serving.speculation import PromptLookup
@@ -150,3 +152,144 @@ def test_bad_penalties_and_logprobs_are_refused(model):
             run(model, [EngineRequest([1, 5], 2, (), sampling)])
     with pytest.raises(ValueError, match="logprobs"):
         run(model, [EngineRequest([1, 5], 2, (), logprobs=-1)])
+
+
+# ------------------------------------------------------------------------------------------------ OpenAI, live
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve-logprobs")
+    base = make_checkpoint(root / "base", seed=1)
+    instruct = make_checkpoint(root / "instruct", variant="instruct", seed=2)
+    server, reference, tokenizer = serve(base, max_tokens_cap=64)
+    chat_server, chat_reference, chat_tokenizer = serve(instruct, model_name="codellama-instruct")
+    with server, chat_server:
+        yield {
+            "client": openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0),
+            "chat": openai.OpenAI(base_url=chat_server.url + "/v1", api_key="none", max_retries=0),
+            "url": server.url,
+            "model": reference,
+            "tokenizer": tokenizer,
+            "chat_model": chat_reference,
+            "chat_tokenizer": chat_tokenizer,
+        }
+
+
+def forward_logprobs(model, prompt_ids, generated_ids):
+    """The model's own log-softmax at each generated position (one forward over prompt + output)."""
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt_ids + generated_ids])).logits[0, len(prompt_ids) - 1 : -1]
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+PROMPT = "def fibonacci(n):\n"
+
+
+def test_completion_logprobs_are_the_models_greedy_distribution(live):
+    tokenizer = live["tokenizer"]
+    response = live["client"].completions.create(
+        model="codellama-test", prompt=PROMPT, max_tokens=8, temperature=0, logprobs=3
+    )
+    choice = response.choices[0]
+    prompt_ids = [tokenizer.bos_token_id, *tokenizer.encode(PROMPT, add_special_tokens=False)]
+    generated_ids = greedy(live["model"], prompt_ids, stop=[tokenizer.eos_token_id], max_new_tokens=8)
+    reference = forward_logprobs(live["model"], prompt_ids, generated_ids)
+    lp = choice.logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == response.usage.completion_tokens
+    assert lp.token_logprobs == pytest.approx([float(reference[i].max()) for i in range(len(lp.tokens))], abs=1e-4)
+    for top, row in zip(lp.top_logprobs, reference, strict=True):
+        assert sorted(top.values(), reverse=True)[:3] == pytest.approx(torch.topk(row, 3).values.tolist(), abs=1e-4)
+    assert lp.text_offset == [sum(len(token) for token in lp.tokens[:i]) for i in range(len(lp.tokens))]
+    if not any(token.startswith("bytes:") for token in lp.tokens):
+        assert "".join(lp.tokens) == choice.text
+
+
+def test_streamed_logprobs_equal_the_response(live):
+    client = live["client"]
+    arguments = {"model": "codellama-test", "prompt": PROMPT, "max_tokens": 8, "temperature": 0, "logprobs": 2}
+    whole = client.completions.create(**arguments).choices[0].logprobs
+    tokens, values, offsets = [], [], []
+    for chunk in client.completions.create(**arguments, stream=True):
+        if chunk.choices and chunk.choices[0].logprobs is not None:
+            tokens += chunk.choices[0].logprobs.tokens
+            values += chunk.choices[0].logprobs.token_logprobs
+            offsets += chunk.choices[0].logprobs.text_offset
+    assert tokens == whole.tokens and offsets == whole.text_offset
+    assert values == pytest.approx(whole.token_logprobs, abs=1e-6)
+
+
+def test_best_of_returns_the_most_likely_of_its_choices(live):
+    client = live["client"]
+    arguments = {"model": "codellama-test", "prompt": PROMPT, "max_tokens": 6, "temperature": 1.0, "seed": 5}
+    every = client.completions.create(**arguments, n=4, logprobs=0).choices
+    sums = [sum(choice.logprobs.token_logprobs) for choice in every]
+    best = client.completions.create(**arguments, n=2, best_of=4)
+    ranked = sorted(range(4), key=lambda index: -sums[index])[:2]
+    assert [choice.text for choice in best.choices] == [every[index].text for index in sorted(ranked)]
+    assert [choice.index for choice in best.choices] == [0, 1] and best.choices[0].logprobs is None
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.completions.create(**arguments, best_of=2, stream=True)
+    assert caught.value.param == "best_of"
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.completions.create(**arguments, n=3, best_of=2)
+    assert caught.value.param == "best_of"
+
+
+def test_penalties_over_http_equal_the_loop(live):
+    model, tokenizer = live["model"], live["tokenizer"]
+    ids = [tokenizer.bos_token_id, *tokenizer.encode(PROMPT, add_special_tokens=False)]
+    expected: list[int] = []
+    for _ in range(8):
+        with torch.no_grad():
+            logits = model(torch.tensor([ids])).logits[0, -1]
+        counts = torch.bincount(torch.tensor(expected, dtype=torch.long), minlength=logits.shape[0]).float()
+        expected.append(int((logits - counts * -0.5 - (counts > 0).float() * -1.0).argmax()))
+        ids.append(expected[-1])
+    response = live["client"].completions.create(
+        model="codellama-test",
+        prompt=PROMPT,
+        max_tokens=8,
+        temperature=0,
+        frequency_penalty=-0.5,
+        presence_penalty=-1.0,
+        logprobs=0,
+    )
+    stop = expected.index(tokenizer.eos_token_id) if tokenizer.eos_token_id in expected else len(expected)
+    pieces = [piece.replace("\u2581", " ") for piece in tokenizer.convert_ids_to_tokens(expected[:stop])]
+    assert response.choices[0].logprobs.tokens == pieces
+    assert response.choices[0].text.strip() == tokenizer.decode(expected[:stop]).strip()
+
+
+def test_chat_logprobs_non_streamed_and_streamed(live):
+    client, tokenizer = live["chat"], live["chat_tokenizer"]
+    arguments = {
+        "model": "codellama-instruct",
+        "messages": [{"role": "user", "content": "Write a loop."}],
+        "max_tokens": 6,
+        "temperature": 0,
+        "logprobs": True,
+        "top_logprobs": 2,
+    }
+    response = client.chat.completions.create(**arguments)
+    content = response.choices[0].logprobs.content
+    assert len(content) == response.usage.completion_tokens
+    prompt_ids = tokenizer.apply_chat_template(arguments["messages"], tokenize=True, add_generation_prompt=True)
+    if isinstance(prompt_ids, dict) or hasattr(prompt_ids, "keys"):
+        prompt_ids = prompt_ids["input_ids"]
+    for entry in content:
+        assert len(entry.top_logprobs) == 2 and entry.logprob == pytest.approx(entry.top_logprobs[0].logprob)
+        assert bytes(entry.bytes).decode("utf-8", "replace") and isinstance(entry.token, str)
+    generated_ids = greedy(live["chat_model"], list(prompt_ids), stop=[tokenizer.eos_token_id], max_new_tokens=6)
+    reference = forward_logprobs(live["chat_model"], list(prompt_ids), generated_ids[: len(content)])
+    chosen = [float(row.max()) for row in reference]
+    assert [entry.logprob for entry in content][: len(chosen)] == pytest.approx(chosen, abs=1e-4)
+    streamed = [
+        entry.logprob
+        for chunk in client.chat.completions.create(**arguments, stream=True)
+        for choice in chunk.choices
+        if choice.logprobs is not None and choice.logprobs.content
+        for entry in choice.logprobs.content
+    ]
+    assert streamed == pytest.approx([entry.logprob for entry in content], abs=1e-6)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(**{**arguments, "logprobs": False})
+    assert caught.value.param == "top_logprobs"
