@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import random
 
+import httpx
 import openai
 import pytest
 import torch
+from huggingface_hub import InferenceClient
 from live_server import serve
 from tiny_checkpoints import greedy, make_checkpoint, random_model, tiny_config
 
@@ -293,3 +295,49 @@ def test_chat_logprobs_non_streamed_and_streamed(live):
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(**{**arguments, "logprobs": False})
     assert caught.value.param == "top_logprobs"
+
+
+# ------------------------------------------------------------------------------------------------ TGI, live
+def test_tgi_details_prefill_top_tokens_and_repetition_penalty(live):
+    model, tokenizer = live["model"], live["tokenizer"]
+    client = InferenceClient(base_url=live["url"])
+    prompt_ids = [tokenizer.bos_token_id, *tokenizer.encode(PROMPT, add_special_tokens=False)]
+    output = model.generate(
+        torch.tensor([prompt_ids]),
+        do_sample=False,
+        repetition_penalty=0.5,
+        max_new_tokens=8,
+        pad_token_id=0,
+        return_dict_in_generate=True,
+        output_scores=True,
+    )
+    expected = output.sequences[0, len(prompt_ids) :].tolist()
+    response = client.text_generation(
+        PROMPT,
+        max_new_tokens=8,
+        details=True,
+        decoder_input_details=True,
+        top_n_tokens=2,
+        repetition_penalty=0.5,
+    )
+    tokens = response.details.tokens
+    cut = expected.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in expected else len(expected)
+    assert [token.id for token in tokens] == expected[:cut]
+    chosen = [float(torch.log_softmax(scores[0], dim=-1)[token]) for scores, token in zip(output.scores, expected)]
+    assert [token.logprob for token in tokens] == pytest.approx(chosen[:cut], abs=1e-4)
+    # huggingface_hub leaves `top_tokens` as the JSON it got.
+    for top, row in zip(response.details.top_tokens, output.scores, strict=False):
+        best = torch.topk(torch.log_softmax(row[0], dim=-1), 2)
+        assert [token["id"] for token in top] == best.indices.tolist()
+    with torch.no_grad():
+        reference = torch.log_softmax(model(torch.tensor([prompt_ids])).logits[0, :-1].float(), dim=-1)
+    prefill = response.details.prefill
+    assert [token.id for token in prefill] == prompt_ids and prefill[0].logprob is None
+    expected_prefill = reference.gather(1, torch.tensor(prompt_ids[1:])[:, None])[:, 0].tolist()
+    assert [token.logprob for token in prefill[1:]] == pytest.approx(expected_prefill, abs=1e-4)
+    streamed = list(client.text_generation(PROMPT, max_new_tokens=8, details=True, stream=True, repetition_penalty=0.5))
+    assert [event.token.logprob for event in streamed][:cut] == pytest.approx(chosen[:cut], abs=1e-4)
+    refused = httpx.post(
+        live["url"] + "/generate_stream", json={"inputs": PROMPT, "parameters": {"decoder_input_details": True}}
+    )
+    assert refused.status_code == 422 and refused.json()["error_type"] == "validation"

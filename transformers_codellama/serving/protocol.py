@@ -256,24 +256,20 @@ class TgiParameters(_Strict):
     details: bool = False
     decoder_input_details: bool = False
     truncate: int | None = None
-    repetition_penalty: float | None = None
-    frequency_penalty: float | None = None
+    repetition_penalty: float | None = Field(default=None, gt=0)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     best_of: int | None = None
     typical_p: float | None = None
     watermark: bool = False
-    top_n_tokens: int | None = None
+    top_n_tokens: int | None = Field(default=None, ge=0, le=5)  # TGI's default `max_top_n_tokens`
     grammar: dict[str, Any] | None = None
     adapter_id: str | None = None
 
     NEUTRAL: ClassVar[dict[str, Any]] = {
-        "decoder_input_details": False,
         "truncate": None,
-        "repetition_penalty": 1.0,
-        "frequency_penalty": 0.0,
         "best_of": 1,
         "typical_p": None,
         "watermark": False,
-        "top_n_tokens": None,
         "grammar": None,
         "adapter_id": None,
     }
@@ -294,13 +290,20 @@ class TgiToken(BaseModel):
     special: bool
 
 
+class TgiPrefillToken(BaseModel):
+    id: int
+    text: str
+    logprob: float | None = None
+
+
 class TgiDetails(BaseModel):
     finish_reason: Literal["length", "eos_token", "stop_sequence"]
     generated_tokens: int
     seed: int | None = None
     input_length: int | None = None
-    prefill: list[Any] = []
+    prefill: list[TgiPrefillToken] = []
     tokens: list[TgiToken] = []
+    top_tokens: list[list[TgiToken]] | None = None
 
 
 class TgiResponse(BaseModel):
@@ -311,5 +314,6 @@ class TgiResponse(BaseModel):
 class TgiStreamEvent(BaseModel):
     index: int
     token: TgiToken
+    top_tokens: list[TgiToken] | None = None
     generated_text: str | None = None
     details: TgiDetails | None = None
