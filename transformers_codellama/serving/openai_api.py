@@ -200,7 +200,7 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     best_of = body.best_of if body.best_of is not None else body.n
     if best_of < body.n:
         raise ServingError(400, f"best_of ({best_of}) must be at least n ({body.n})", param="best_of")
-    if body.stream and best_of > 1:
+    if body.stream and best_of > body.n:  # best_of == n chooses nothing, so it streams as n alone
         raise ServingError(400, "best_of cannot be used with stream", param="best_of")
     max_new_tokens = server.capped(body.max_tokens, DEFAULT_MAX_TOKENS)
     prompts = completion_prompts(server, body, max_new_tokens)
