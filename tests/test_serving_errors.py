@@ -55,8 +55,8 @@ BAD_OPENAI = [
     ({**GOOD, "prompt": [1, 99999]}, "prompt"),  # token ids are prompts now; one outside the vocabulary is not
     ({**GOOD, "prompt": []}, "prompt"),
     ({**GOOD, "stop": ["a", "b", "c", "d", "e"]}, "stop"),
-    ({**GOOD, "best_of": 3}, "best_of"),
-    ({**GOOD, "presence_penalty": 1.0}, "presence_penalty"),
+    ({**GOOD, "best_of": 25}, "best_of"),
+    ({**GOOD, "presence_penalty": 3.0}, "presence_penalty"),
     ({**GOOD, "logit_bias": {"50": 10}}, "logit_bias"),
     ({**GOOD, "frobnicate": True}, "frobnicate"),
     ({**GOOD, "prompt": "<PRE> a <SUF> b <SUF> c <MID>"}, "prompt"),

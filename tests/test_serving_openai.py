@@ -155,8 +155,8 @@ def test_models_and_refusals(setup):
         client.completions.create(model="gpt-4", prompt="x", max_tokens=1)
     assert caught.value.code == "model_not_found"
     with pytest.raises(openai.BadRequestError) as caught:
-        client.completions.create(model="codellama-test", prompt="x", max_tokens=1, logprobs=2)
-    assert caught.value.param == "logprobs" and "logprobs" in caught.value.message
+        client.completions.create(model="codellama-test", prompt="x", max_tokens=1, logit_bias={"50": 10})
+    assert caught.value.param == "logit_bias" and "logit_bias" in caught.value.message
     with pytest.raises(openai.BadRequestError) as caught:
         client.completions.create(model="codellama-test", prompt="x", extra_body={"top_k": 5})
     assert caught.value.param == "top_k"

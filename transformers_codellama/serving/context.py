@@ -128,6 +128,8 @@ class Server:
         stop: Sequence[str] = (),
         time_limit_ms: int | None = None,
         fields: Fields = GENERIC_FIELDS,
+        logprobs: int | None = None,
+        prompt_logprobs: bool = False,
     ) -> Callable[[], Generation]:
         """What starts one choice of a request on this server's engine (for `generation.start_all`)."""
         return lambda: Generation(
@@ -139,6 +141,8 @@ class Server:
             stop=stop,
             time_limit_ms=time_limit_ms,
             fields=fields,
+            logprobs=logprobs,
+            prompt_logprobs=prompt_logprobs,
         )
 
 
@@ -149,14 +153,18 @@ def server_of(request: Request) -> Server:
 
 
 def sampling_params(
-    temperature: float | None, top_p: float | None, top_k: int | None, seed: int | None
+    temperature: float | None, top_p: float | None, top_k: int | None, seed: int | None, **penalties: float | None
 ) -> SamplingParams:
-    """The engine's `SamplingParams` from a request's values (None: unset); temperature 0 or a nucleus of 0 is greedy."""
+    """The engine's `SamplingParams` from a request's values (None: unset); temperature 0 or a nucleus of 0 is greedy.
+
+    `penalties` are `SamplingParams`' penalty fields; an unset one (None) is off.
+    """
     temperature = 1.0 if temperature is None else max(0.0, temperature)
     top_p = 1.0 if top_p is None else top_p
     if top_p <= 0:
         temperature, top_p = 0.0, 1.0
-    return SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k or 0, seed=seed)
+    chosen = {name: float(value) for name, value in penalties.items() if value is not None}
+    return SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k or 0, seed=seed, **chosen)
 
 
 def note_usage(request: Request, generations: Iterable[Generation]) -> None:

@@ -50,7 +50,7 @@ from transformers import DynamicCache
 from .batch import DecodeBatch, cache_from, forward, state_of
 from .engine_api import CANCELLED, ERROR, LENGTH, STOP, EngineBusy, EngineError, EngineRequest, FinishReason
 from .prefix_cache import KeyValues, PrefixCache
-from .sampling import SamplingParams, TokenChooser
+from .sampling import SamplingParams, TokenChooser, TokenLogprob
 from .speculation import DraftPlanner, NgramIndex, PromptLookup
 
 logger = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ class _End:
     reason: FinishReason
     stop_id: int | None = None
     error: BaseException | None = None
+    logprob: TokenLogprob | None = None  # the stop id's (log-probabilities asked)
 
 
 class EngineStream:
@@ -116,7 +117,7 @@ class EngineStream:
     Each id is yielded as soon as the scheduler has chosen it; the stop id that ends generation is not yielded but
     recorded in `stop_id`. After iteration `finish_reason` is "stop", "length" or "cancelled" ("error" when the
     iterator raised `EngineError`). `cancel()` or `await aclose()` ends the request: it leaves the running batch
-    before the next decoding step.
+    before the next decoding step. `token_logprobs` and `prompt_logprobs`: see `engine_api.TokenStream`.
     """
 
     def __init__(self, engine: Engine, request: EngineRequest, loop: asyncio.AbstractEventLoop) -> None:
@@ -125,9 +126,11 @@ class EngineStream:
         self.cached_tokens = 0
         self.finish_reason: FinishReason | None = None
         self.stop_id: int | None = None
+        self.token_logprobs: list[TokenLogprob] = []
+        self.prompt_logprobs: list[float | None] = []
         self._engine = engine
         self._loop = loop
-        self._queue: asyncio.Queue[int | _End] = asyncio.Queue()
+        self._queue: asyncio.Queue[int | TokenLogprob | _End] = asyncio.Queue()
         self._released = asyncio.Event()
         self._cancelled = False  # read by the scheduler thread between steps
         # Scheduler-side state.
@@ -148,10 +151,15 @@ class EngineStream:
                     self.finish_reason = CANCELLED
                     return
                 if isinstance(item, _End):
+                    if item.logprob is not None:
+                        self.token_logprobs.append(item.logprob)
                     self.finish_reason, self.stop_id = item.reason, item.stop_id
                     if item.error is not None:
                         raise EngineError(f"generation failed: {item.error}") from item.error
                     return
+                if isinstance(item, TokenLogprob):
+                    self.token_logprobs.append(item)
+                    item = item.token
                 yield item
         finally:
             if self.finish_reason is None:  # the reader stopped early (break, task cancelled): free the slot
@@ -171,7 +179,7 @@ class EngineStream:
         self.cancel()
         await self._released.wait()
 
-    def _put(self, item: int | _End) -> None:
+    def _put(self, item: int | TokenLogprob | _End) -> None:
         with contextlib.suppress(RuntimeError):  # a closed loop has nobody waiting
             self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
 
@@ -180,7 +188,7 @@ class EngineStream:
             self._loop.call_soon_threadsafe(self._released.set)
 
 
-def _deliver(items: list[tuple[EngineStream, int | _End | None]]) -> None:
+def _deliver(items: list[tuple[EngineStream, int | TokenLogprob | _End | None]]) -> None:
     """In the clients' event loop: hand each stream its items (None: its slot is free)."""
     for stream, item in items:
         if item is None:
@@ -250,7 +258,7 @@ class Engine:
         self._stopping = False
         # What the scheduler hands to streams, sent to their event loops in one call per loop (`_flush`): one
         # wake-up per step rather than one per token keeps the loop thread off the scheduler's back.
-        self._outbox: list[tuple[EngineStream, int | _End | None]] = []
+        self._outbox: list[tuple[EngineStream, int | TokenLogprob | _End | None]] = []
         self.steps = 0  # decoding steps run so far (each one forward over the running batch)
         self.prefills = 0  # prompts prefilled so far
         self.drafted = self.accepted = 0  # draft tokens proposed and accepted so far (speculation)
@@ -300,8 +308,8 @@ class Engine:
         """
         self._check(request)
         stream = EngineStream(self, request, asyncio.get_running_loop())
-        stream._chooser = TokenChooser(request.sampling)
-        if self.speculation is not None:
+        stream._chooser = TokenChooser(request.sampling, request.prompt_ids, request.logprobs)
+        if self.speculation is not None and stream._chooser.drafts:
             stream._lookup = NgramIndex(request.prompt_ids, self.speculation.ngram)
         with self._condition:
             if len(self._waiting) >= self.max_queue:
@@ -330,6 +338,9 @@ class Engine:
         if not isinstance(request.sampling, SamplingParams):
             raise ValueError(f"sampling must be a SamplingParams; got {type(request.sampling).__name__}")
         request.sampling.check()
+        logprobs = request.logprobs
+        if logprobs is not None and (isinstance(logprobs, bool) or not isinstance(logprobs, int) or logprobs < 0):
+            raise ValueError(f"logprobs must be an integer >= 0 or None; got {logprobs!r}")
 
     def _cancelled(self, stream: EngineStream) -> None:
         """A stream was cancelled: drop it from the queue now if it waits there, else wake the scheduler."""
@@ -389,7 +400,7 @@ class Engine:
         self._flush()
 
     def _flush(self) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[EngineStream, int | _End | None]]] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[EngineStream, int | TokenLogprob | _End | None]]] = {}
         for stream, item in self._outbox:
             by_loop.setdefault(stream._loop, []).append((stream, item))
         self._outbox = []
@@ -436,12 +447,18 @@ class Engine:
     def _prefill(self, stream: EngineStream) -> tuple[KeyValues, torch.Tensor]:
         """The prompt's state (keys and values, batch 1) and the logits after its last token."""
         prompt = stream.request.prompt_ids
+        wanted = stream.request.prompt_logprobs
         self.prefills += 1
-        cached, state = self.prefix_cache.lookup(prompt)
+        # Every prompt position's logits come from this forward, so a prompt whose log-probabilities are asked for
+        # is prefilled whole rather than from the prefix cache.
+        cached, state = (0, None) if wanted else self.prefix_cache.lookup(prompt)
         stream.cached_tokens = cached
         cache = cache_from(state) if state is not None else DynamicCache()
-        device = self.model.device
-        output = forward(self.model, cache, input_ids=torch.tensor([prompt[cached:]], device=device), logits_to_keep=1)
+        ids = torch.tensor([prompt[cached:]], device=self.model.device)
+        output = forward(self.model, cache, input_ids=ids, logits_to_keep=0 if wanted else 1)
+        if wanted:
+            logprobs = torch.log_softmax(output.logits[0, :-1].float(), dim=-1)
+            stream.prompt_logprobs = [None, *logprobs.gather(1, ids[0, 1:, None])[:, 0].tolist()]
         full = state_of(cache)
         self.prefix_cache.store(prompt, full)
         return full, output.logits[0, -1].float()
@@ -450,7 +467,7 @@ class Engine:
         """Choose `stream`'s next token from `logits` (whose argmax is `argmax`) and hand it over; returns it, or
         None when the stream ended with it."""
         assert stream._chooser is not None
-        token = argmax if stream._chooser.greedy else stream._chooser.choose(logits)
+        token = argmax if stream._chooser.plain_greedy else stream._chooser.choose(logits)
         if not self._emit(stream, token):
             return None
         if stream._lookup is not None:
@@ -459,11 +476,13 @@ class Engine:
 
     def _emit(self, stream: EngineStream, token: int) -> bool:
         """Hand `token` to `stream`, or end it (a stop id, or its last token); whether it goes on."""
+        chooser = stream._chooser
+        record = chooser.last if chooser is not None and chooser.logprobs is not None else None
         if token in stream.request.stop_ids:
-            self._finish(stream, _End(STOP, stop_id=token))
+            self._finish(stream, _End(STOP, stop_id=token, logprob=record))
             return False
         stream._generated += 1
-        self._outbox.append((stream, token))
+        self._outbox.append((stream, token if record is None else record))
         if stream._generated >= stream.request.max_new_tokens:
             self._finish(stream, _End(LENGTH))
             return False

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from .sampling import SamplingParams
+from .sampling import SamplingParams, TokenLogprob
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 STOP: FinishReason = "stop"  # a stop id ended generation
@@ -39,13 +39,19 @@ class EngineRequest:
             finishes at once with reason "length".
         stop_ids: generation ends when one of these is generated (it is not yielded); see
             `transformers_codellama.stopping.stop_ids`.
-        sampling: greedy by default; see `SamplingParams`.
+        sampling: greedy by default; see `SamplingParams` (penalties included).
+        logprobs: None: none; k >= 0: every chosen token (the stop id too) comes with its `TokenLogprob` and the k
+            most likely alternatives, from the distribution it was chosen from (`sampling` module docstring).
+        prompt_logprobs: the log-probability of each prompt id after the ids before it, from the raw logits of the
+            prefill's own forward (the prefix cache is then not used for this prompt).
     """
 
     prompt_ids: list[int]
     max_new_tokens: int
     stop_ids: tuple[int, ...]
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    logprobs: int | None = None
+    prompt_logprobs: bool = False
 
 
 class TokenStream(Protocol):
@@ -53,11 +59,17 @@ class TokenStream(Protocol):
 
     The stop id that ends generation is not yielded but recorded in `stop_id`; `finish_reason` is set once iteration
     ended. `cancel()` ends the request soon; `aclose()` ends it and waits until the engine let go of it.
+
+    With `EngineRequest.logprobs` set, `token_logprobs[i]` is the record of the i-th yielded id, in place before that
+    id is yielded; a stop id's record follows the last one. With `prompt_logprobs`, `prompt_logprobs` holds one value
+    per prompt id (None for the first) before the first id is yielded.
     """
 
     finish_reason: FinishReason | None
     stop_id: int | None
     cached_tokens: int  # prompt ids whose state the engine reused (its prefix cache); 0 if it has none
+    token_logprobs: list[TokenLogprob]
+    prompt_logprobs: list[float | None]
 
     def __aiter__(self) -> AsyncIterator[int]: ...
 
@@ -120,6 +132,7 @@ __all__ = [
     "EngineError",
     "EngineRequest",
     "FinishReason",
+    "TokenLogprob",
     "TokenStream",
     "Tokenizer",
 ]

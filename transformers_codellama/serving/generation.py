@@ -24,7 +24,7 @@ from ..stopping import CHAT, stop_ids
 from .engine_api import LENGTH, STOP, Engine, EngineBusy, EngineRequest, FinishReason, Tokenizer
 from .errors import GENERIC_FIELDS, Fields, ServingError
 from .prompts import Prompt
-from .sampling import SamplingParams
+from .sampling import SamplingParams, TokenLogprob
 from .text_stream import TextStream
 
 HELD_TEXT = -1  # `Delta.token_id` of the text held back until generation ended (no id of its own)
@@ -34,11 +34,13 @@ HELD_TEXT = -1  # `Delta.token_id` of the text held back until generation ended 
 class Delta:
     """What one generated id adds: the id and the text that can be sent for it (may be "").
 
-    The last delta of a generation may carry `HELD_TEXT` instead of an id: text held back to the end.
+    The last delta of a generation may carry `HELD_TEXT` instead of an id: text held back to the end. `logprob` is
+    the id's record when the generation asked for log-probabilities.
     """
 
     token_id: int
     text: str
+    logprob: TokenLogprob | None = None
 
 
 class Generation:
@@ -54,6 +56,8 @@ class Generation:
         time_limit_ms: Stop once this long has passed since the first id and a newline was generated (llama.cpp's
             `t_max_predict_ms`).
         fields: The request's field names, for the refusal of a budget the engine cannot run.
+        logprobs: None, or how many alternatives each token's `TokenLogprob` lists (`EngineRequest.logprobs`).
+        prompt_logprobs: Whether the prompt ids' log-probabilities are wanted (`EngineRequest.prompt_logprobs`).
 
     Raises:
         ServingError: The engine refused the request (400) or its queue is full (503).
@@ -70,6 +74,8 @@ class Generation:
         stop: Sequence[str] = (),
         time_limit_ms: int | None = None,
         fields: Fields = GENERIC_FIELDS,
+        logprobs: int | None = None,
+        prompt_logprobs: bool = False,
     ) -> None:
         self.prompt = prompt
         self.sampling = sampling
@@ -87,6 +93,8 @@ class Generation:
             max_new_tokens=max_new_tokens,
             stop_ids=tuple(stop_ids(tokenizer, prompt.mode)),
             sampling=sampling,
+            logprobs=logprobs,
+            prompt_logprobs=prompt_logprobs,
         )
         try:
             self._stream = engine.submit(request)
@@ -105,6 +113,21 @@ class Generation:
     def token_ids(self) -> list[int]:
         """The generated ids (stop id excluded)."""
         return self._stream_text.decoder.ids
+
+    @property
+    def token_logprobs(self) -> list[TokenLogprob]:
+        """One record per generated id (`token_ids`), then the stop id's if one ended generation (logprobs asked)."""
+        return self._stream.token_logprobs[: len(self.token_ids) + (self.stop_id is not None)]
+
+    @property
+    def prompt_logprobs(self) -> list[float | None]:
+        """One log-probability per prompt id, None for the first (prompt_logprobs asked)."""
+        return self._stream.prompt_logprobs
+
+    @property
+    def cumulative_logprob(self) -> float:
+        """The sum of the generated ids' log-probabilities (logprobs asked): how `best_of` ranks choices."""
+        return sum(record.logprob for record in self.token_logprobs[: len(self.token_ids)])
 
     @property
     def stop_string(self) -> str | None:
@@ -150,7 +173,8 @@ class Generation:
                     self.first_token_at = time.perf_counter()
                 text = self._stream_text.push(token_id)
                 saw_newline = saw_newline or "\n" in text
-                yield Delta(token_id, text)
+                records = self._stream.token_logprobs
+                yield Delta(token_id, text, records[len(self.token_ids) - 1] if records else None)
                 if self.stop_string is not None:
                     break
                 if (

@@ -7,10 +7,17 @@ decoded as Meta decodes it. Otherwise it completes `[BOS] + encode(prompt)` and 
 as given; it infills when it holds `▁<MID>`. `echo` prepends the prompt's text (decoded, for token ids); with a
 `suffix` it is refused, as OpenAI refuses it. Streams are OpenAI chunks, `finish_reason` on the last chunk of each choice,
 an optional usage chunk, then `data: [DONE]`.
+
+`logprobs` (completions: 0..5 alternatives; chat: `logprobs` with `top_logprobs` 0..20) are those of the distribution
+each token was sampled from, as OpenAI's are: after the penalties, the temperature and the top-p nucleus (-inf
+outside it); a greedy request's (temperature 0) are the penalised logits' log-softmax at temperature 1. Streams carry
+them on the chunk whose text the tokens made. `best_of` choices are generated and the `n` of each prompt with the
+highest cumulative log-probability are returned; it cannot be streamed, as in OpenAI's API.
 """
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -21,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 
 from .adapter import Adapter, ids_prompt, refuse_unsupported, streamed, text_prompt
 from .context import Server, run_to_end, sampling_params, server_of
+from .engine_api import Tokenizer
 from .errors import OPENAI, Fields, ServingError
 from .generation import Generation, merged, sse_event, start_all
 from .prompts import Prompt, chat_prompt, check_fits
@@ -31,15 +39,20 @@ from .protocol import (
     ChatCompletionChunk,
     ChatCompletionRequest,
     ChatDelta,
+    ChatLogprobs,
     ChatMessageOut,
     Completion,
     CompletionChoice,
+    CompletionLogprobs,
     CompletionRequest,
     ModelCard,
     ModelList,
     PromptTokensDetails,
+    TokenLogprobOut,
+    TopLogprob,
     Usage,
 )
+from .sampling import TokenLogprob
 
 router = APIRouter()
 ADAPTER = Adapter(router, errors=OPENAI, paths_under=("/v1/",))
@@ -72,23 +85,78 @@ def usage_of(generations: Sequence[Generation]) -> Usage:
     )
 
 
+_BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
+
+
+def token_piece(tokenizer: Tokenizer, token_id: int) -> tuple[str, list[int]]:
+    """A token's text as OpenAI shows it (SentencePiece's `▁` as a space; a byte token as `bytes:\\xNN`, OpenAI's
+    spelling of a partial character) and its UTF-8 bytes."""
+    piece = str(tokenizer.convert_ids_to_tokens([token_id])[0])
+    if (byte := _BYTE_PIECE.fullmatch(piece)) is not None:
+        value = int(byte.group(1), 16)
+        return f"bytes:\\x{value:02x}", [value]
+    text = piece.replace("\u2581", " ")
+    return text, list(text.encode("utf-8"))
+
+
+def completion_logprobs(tokenizer: Tokenizer, records: Sequence[TokenLogprob], offset: int) -> CompletionLogprobs:
+    """Legacy completions' `logprobs` of `records`, the first token's text starting at `offset` in the choice."""
+    tokens, offsets, tops = [], [], []
+    for record in records:
+        text = token_piece(tokenizer, record.token)[0]
+        tokens.append(text)
+        offsets.append(offset)
+        offset += len(text)
+        top = {token_piece(tokenizer, token)[0]: value for token, value in record.top}
+        tops.append({**top, text: record.logprob})  # OpenAI always includes the chosen token
+    return CompletionLogprobs(
+        tokens=tokens,
+        token_logprobs=[record.logprob for record in records],
+        top_logprobs=tops,
+        text_offset=offsets,
+    )
+
+
+def chat_logprobs(tokenizer: Tokenizer, records: Sequence[TokenLogprob]) -> ChatLogprobs:
+    """Chat's `logprobs.content` of `records`."""
+
+    def top(token: int, value: float) -> TopLogprob:
+        text, raw = token_piece(tokenizer, token)
+        return TopLogprob(token=text, logprob=value, bytes=raw)
+
+    content = [
+        TokenLogprobOut(
+            **top(record.token, record.logprob).model_dump(),
+            top_logprobs=[top(token, value) for token, value in record.top],
+        )
+        for record in records
+    ]
+    return ChatLogprobs(content=content)
+
+
 async def openai_events(
     generations: list[Generation],
     *,
     opening: Callable[[int, Generation], str | None],
-    delta: Callable[[int, str], str],
+    delta: Callable[[int, str, list[TokenLogprob]], str],
     closing: Callable[[int, Generation], str],
     usage: Callable[[Usage], str] | None,
 ) -> AsyncGenerator[str, None]:
     """An OpenAI stream of `generations` (completions and chat alike): each choice's opening chunk (if any), the text
-    deltas as they come, each choice's closing chunk with its finish reason, the usage chunk when asked for, then
-    `[DONE]` (`adapter.streamed` adds the error tail)."""
+    deltas as they come (with the log-probability records of the tokens that made them, when asked for), each
+    choice's closing chunk with its finish reason, the usage chunk when asked for, then `[DONE]` (`adapter.streamed`
+    adds the error tail)."""
     for index, generation in enumerate(generations):
         if (first := opening(index, generation)) is not None:
             yield first
+    pending: dict[int, list[TokenLogprob]] = {}
     async for index, piece in merged(generations):
+        records = pending.setdefault(index, [])
+        if piece.logprob is not None:
+            records.append(piece.logprob)
         if piece.text:
-            yield delta(index, piece.text)
+            yield delta(index, piece.text, records)
+            pending[index] = []
     for index, generation in enumerate(generations):
         yield closing(index, generation)
     if usage is not None:
@@ -99,6 +167,14 @@ async def openai_events(
 def finish_reason(generation: Generation) -> Literal["stop", "length"]:
     """OpenAI's `finish_reason`: `stop` when a stop id or string ended the choice, else `length`."""
     return "stop" if generation.finish_reason == "stop" else "length"
+
+
+def best(generations: Sequence[Generation], n: int) -> list[Generation]:
+    """The `n` of `generations` with the highest cumulative log-probability, in their order (all when n = len)."""
+    if n >= len(generations):
+        return list(generations)
+    ranked = sorted(range(len(generations)), key=lambda index: -generations[index].cumulative_logprob)
+    return [generations[index] for index in sorted(ranked[:n])]
 
 
 def stop_list(stop: str | list[str] | None) -> list[str]:
@@ -137,19 +213,38 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     server = server_of(request)
     server.check_model(body.model)
     refuse_unsupported(body, body.NEUTRAL)
+    best_of = body.best_of if body.best_of is not None else body.n
+    if best_of < body.n:
+        raise ServingError(400, f"best_of ({best_of}) must be at least n ({body.n})", param="best_of")
+    if body.stream and best_of > body.n:  # best_of == n chooses nothing, so it streams as n alone
+        raise ServingError(400, "best_of cannot be used with stream", param="best_of")
     max_new_tokens = server.capped(body.max_tokens, DEFAULT_MAX_TOKENS)
     prompts = completion_prompts(server, body, max_new_tokens)
-    server.check_choices(len(prompts) * body.n, "n")
+    server.check_choices(len(prompts) * best_of, "best_of" if body.best_of is not None else "n")
     stops = stop_list(body.stop)
+    # best_of ranks choices by their cumulative log-probability, so it needs the records even when none are shown.
+    logprobs = body.logprobs if body.logprobs is not None else (0 if best_of > body.n else None)
 
     def factory(prompt: Prompt, choice: int) -> Callable[[], Generation]:
         seed = None if body.seed is None else body.seed + choice
-        params = sampling_params(body.temperature, body.top_p, None, seed)
+        params = sampling_params(
+            body.temperature,
+            body.top_p,
+            None,
+            seed,
+            frequency_penalty=body.frequency_penalty,
+            presence_penalty=body.presence_penalty,
+        )
         return server.generation(
-            prompt, max_new_tokens=max_new_tokens, sampling=params, stop=stops, fields=COMPLETION_FIELDS
+            prompt,
+            max_new_tokens=max_new_tokens,
+            sampling=params,
+            stop=stops,
+            fields=COMPLETION_FIELDS,
+            logprobs=logprobs,
         )
 
-    generations = start_all([factory(prompt, choice) for prompt in prompts for choice in range(body.n)])
+    generations = start_all([factory(prompt, choice) for prompt in prompts for choice in range(best_of)])
     identity: dict[str, Any] = {
         "id": f"cmpl-{uuid.uuid4().hex}",
         "created": int(time.time()),
@@ -157,24 +252,43 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     }
     truncated = True if any(prompt.truncated for prompt in prompts) else None
 
+    def shown_logprobs(records: Sequence[TokenLogprob], offset: int) -> CompletionLogprobs | None:
+        return None if body.logprobs is None else completion_logprobs(server.tokenizer, records, offset)
+
     if not body.stream:
         await run_to_end(request, generations)
-        choices = [
-            CompletionChoice(
-                index=index,
-                text=(generation.prompt.text if body.echo else "") + generation.text,
-                finish_reason=finish_reason(generation),
-            )
-            for index, generation in enumerate(generations)
+        returned = [
+            generation
+            for start in range(0, len(generations), best_of)
+            for generation in best(generations[start : start + best_of], body.n)
         ]
+        choices = []
+        for index, generation in enumerate(returned):
+            echoed = generation.prompt.text if body.echo else ""
+            records = generation.token_logprobs[: generation.completion_tokens]
+            choices.append(
+                CompletionChoice(
+                    index=index,
+                    text=echoed + generation.text,
+                    logprobs=shown_logprobs(records, len(echoed)),
+                    finish_reason=finish_reason(generation),
+                )
+            )
+        # Usage counts every generated choice, those best_of left out too (what was computed).
         return JSONResponse(
             body_of(Completion(**identity, choices=choices, usage=usage_of(generations), truncated=truncated))
         )
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
-    def chunk(index: int, text: str, reason: Literal["stop", "length"] | None) -> str:
-        choice = CompletionChoice(index=index, text=text, finish_reason=reason)
+    offsets = [len(generation.prompt.text) if body.echo else 0 for generation in generations]
+
+    def chunk(
+        index: int, text: str, reason: Literal["stop", "length"] | None, records: Sequence[TokenLogprob] = ()
+    ) -> str:
+        shown = shown_logprobs(records, offsets[index]) if reason is None else None
+        offsets[index] += len(text)
+        choice = CompletionChoice(index=index, text=text, logprobs=shown, finish_reason=reason)
         return sse(Completion(**identity, choices=[choice], truncated=truncated))
 
     return streamed(
@@ -183,7 +297,7 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
         openai_events(
             generations,
             opening=lambda index, generation: chunk(index, generation.prompt.text, None) if body.echo else None,
-            delta=lambda index, text: chunk(index, text, None),
+            delta=lambda index, text, records: chunk(index, text, None, records),
             closing=lambda index, generation: chunk(index, "", finish_reason(generation)),
             usage=(lambda usage: sse(Completion(**identity, choices=[], usage=usage))) if include_usage else None,
         ),
@@ -207,11 +321,26 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     check_fits(len(prompt.ids), max_new_tokens, server.max_context, fields=fields)
     server.check_choices(body.n, "n")
     stops = stop_list(body.stop)
+    if body.top_logprobs is not None and not body.logprobs:
+        raise ServingError(400, "top_logprobs needs logprobs set to true", param="top_logprobs")
+    logprobs = (body.top_logprobs or 0) if body.logprobs else None
 
     def factory(choice: int) -> Callable[[], Generation]:
         seed = None if body.seed is None else body.seed + choice
-        params = sampling_params(body.temperature, body.top_p, None, seed)
-        return server.generation(prompt, max_new_tokens=max_new_tokens, sampling=params, stop=stops, fields=fields)
+        params = sampling_params(
+            body.temperature,
+            body.top_p,
+            None,
+            seed,
+            frequency_penalty=body.frequency_penalty,
+            presence_penalty=body.presence_penalty,
+        )
+        return server.generation(
+            prompt, max_new_tokens=max_new_tokens, sampling=params, stop=stops, fields=fields, logprobs=logprobs
+        )
+
+    def shown(records: Sequence[TokenLogprob]) -> ChatLogprobs | None:
+        return None if logprobs is None else chat_logprobs(server.tokenizer, records)
 
     generations = start_all([factory(choice) for choice in range(body.n)])
     identity: dict[str, Any] = {
@@ -226,6 +355,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
             ChatChoice(
                 index=index,
                 message=ChatMessageOut(content=generation.text),
+                logprobs=shown(generation.token_logprobs[: generation.completion_tokens]),
                 finish_reason=finish_reason(generation),
             )
             for index, generation in enumerate(generations)
@@ -234,8 +364,15 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
-    def chunk(index: int, delta: ChatDelta, reason: Literal["stop", "length"] | None = None) -> str:
-        choice = ChatChunkChoice(index=index, delta=delta, finish_reason=reason)
+    def chunk(
+        index: int,
+        delta: ChatDelta,
+        reason: Literal["stop", "length"] | None = None,
+        records: Sequence[TokenLogprob] | None = None,
+    ) -> str:
+        choice = ChatChunkChoice(
+            index=index, delta=delta, logprobs=None if records is None else shown(records), finish_reason=reason
+        )
         return sse(ChatCompletionChunk(**identity, choices=[choice]))
 
     return streamed(
@@ -244,7 +381,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
         openai_events(
             generations,
             opening=lambda index, _: chunk(index, ChatDelta(role="assistant", content="")),
-            delta=lambda index, text: chunk(index, ChatDelta(content=text)),
+            delta=lambda index, text, records: chunk(index, ChatDelta(content=text), records=records),
             closing=lambda index, generation: chunk(index, ChatDelta(), finish_reason(generation)),
             usage=(lambda usage: sse(ChatCompletionChunk(**identity, choices=[], usage=usage)))
             if include_usage

@@ -39,9 +39,9 @@ class _OpenAIRequest(_Strict):
     stop: str | list[str] | None = Field(default=None, max_length=4)
     seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)
     user: str | None = None
-    presence_penalty: float | None = None  # refused unless neutral (0), as are the other unimplemented fields
-    frequency_penalty: float | None = None
-    logit_bias: dict[str, float] | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    logit_bias: dict[str, float] | None = None  # refused unless neutral (empty)
 
 
 class CompletionRequest(_OpenAIRequest):
@@ -51,17 +51,11 @@ class CompletionRequest(_OpenAIRequest):
     suffix: str | None = None
     max_tokens: int | None = Field(default=16, ge=0)
     echo: bool = False
-    # OpenAI fields without an implementation here: refused unless neutral.
-    logprobs: int | None = None
-    best_of: int | None = None
+    logprobs: int | None = Field(default=None, ge=0, le=5)
+    best_of: int | None = Field(default=None, ge=1, le=20)
 
-    NEUTRAL: ClassVar[dict[str, Any]] = {
-        "logprobs": None,
-        "best_of": 1,
-        "presence_penalty": 0.0,
-        "frequency_penalty": 0.0,
-        "logit_bias": {},
-    }
+    # OpenAI fields without an implementation here: refused unless neutral.
+    NEUTRAL: ClassVar[dict[str, Any]] = {"logit_bias": {}}
 
 
 class TextPart(_Strict):
@@ -86,15 +80,9 @@ class ChatCompletionRequest(_OpenAIRequest):
     max_tokens: int | None = Field(default=None, ge=0)
     max_completion_tokens: int | None = Field(default=None, ge=0)
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
 
-    NEUTRAL: ClassVar[dict[str, Any]] = {
-        "logprobs": False,
-        "top_logprobs": None,
-        "presence_penalty": 0.0,
-        "frequency_penalty": 0.0,
-        "logit_bias": {},
-    }
+    NEUTRAL: ClassVar[dict[str, Any]] = {"logit_bias": {}}
 
 
 class PromptTokensDetails(BaseModel):
@@ -108,10 +96,19 @@ class Usage(BaseModel):
     prompt_tokens_details: PromptTokensDetails | None = None
 
 
+class CompletionLogprobs(BaseModel):
+    """Legacy completions' `logprobs`: per generated token its text, log-probability, the alternatives and offset."""
+
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]]
+    text_offset: list[int]
+
+
 class CompletionChoice(BaseModel):
     index: int
     text: str
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
     finish_reason: Literal["stop", "length"] | None
 
 
@@ -132,10 +129,25 @@ class ChatMessageOut(BaseModel):
     content: str
 
 
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprobOut(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChatLogprobs(BaseModel):
+    content: list[TokenLogprobOut] | None
+    refusal: list[TokenLogprobOut] | None = None
+
+
 class ChatChoice(BaseModel):
     index: int
     message: ChatMessageOut
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
     finish_reason: Literal["stop", "length"]
 
 
@@ -156,7 +168,7 @@ class ChatDelta(BaseModel):
 class ChatChunkChoice(BaseModel):
     index: int
     delta: ChatDelta
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
     finish_reason: Literal["stop", "length"] | None = None
 
 
@@ -282,24 +294,20 @@ class TgiParameters(_Strict):
     details: bool = False
     decoder_input_details: bool = False
     truncate: int | None = None
-    repetition_penalty: float | None = None
-    frequency_penalty: float | None = None
+    repetition_penalty: float | None = Field(default=None, gt=0)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     best_of: int | None = None
     typical_p: float | None = None
     watermark: bool = False
-    top_n_tokens: int | None = None
+    top_n_tokens: int | None = Field(default=None, ge=0, le=5)  # TGI's default `max_top_n_tokens`
     grammar: dict[str, Any] | None = None
     adapter_id: str | None = None
 
     NEUTRAL: ClassVar[dict[str, Any]] = {
-        "decoder_input_details": False,
         "truncate": None,
-        "repetition_penalty": 1.0,
-        "frequency_penalty": 0.0,
         "best_of": 1,
         "typical_p": None,
         "watermark": False,
-        "top_n_tokens": None,
         "grammar": None,
         "adapter_id": None,
     }
@@ -320,13 +328,20 @@ class TgiToken(BaseModel):
     special: bool
 
 
+class TgiPrefillToken(BaseModel):
+    id: int
+    text: str
+    logprob: float | None = None
+
+
 class TgiDetails(BaseModel):
     finish_reason: Literal["length", "eos_token", "stop_sequence"]
     generated_tokens: int
     seed: int | None = None
     input_length: int | None = None
-    prefill: list[Any] = []
+    prefill: list[TgiPrefillToken] = []
     tokens: list[TgiToken] = []
+    top_tokens: list[list[TgiToken]] | None = None
 
 
 class TgiResponse(BaseModel):
@@ -337,6 +352,7 @@ class TgiResponse(BaseModel):
 class TgiStreamEvent(BaseModel):
     index: int
     token: TgiToken
+    top_tokens: list[TgiToken] | None = None
     generated_text: str | None = None
     details: TgiDetails | None = None
 

@@ -6,6 +6,13 @@ stream with `"stream": true`); llm-vscode's TGI backend posts to `/generate`. `i
 sends); the generated text is then the middle. Parameters are validated as TGI does (e.g. `temperature > 0`,
 `0 < top_p < 1`, at most 4 stop sequences); setting `temperature`, `top_k` or `top_p` turns sampling on, as in TGI.
 Errors are `{"error", "error_type"}` with TGI's statuses (422 for invalid requests).
+
+With `details` or `top_n_tokens`, each token's `logprob` (and its `top_tokens`) is that of the distribution it was
+chosen from, as TGI's are: the log-softmax after `repetition_penalty`, `frequency_penalty`, the temperature and top-k /
+top-p (-inf outside them); greedy: after the penalties at temperature 1. `decoder_input_details` gives `prefill`: each
+prompt id's log-probability from the raw logits of the prefill's own forward (the first is null), as TGI's. The
+penalties are TGI's: `repetition_penalty` is transformers' over the prompt and the output; `frequency_penalty` is
+subtracted times each token's count over the prompt and the output divided by their length.
 """
 
 from __future__ import annotations
@@ -21,10 +28,19 @@ from .. import __version__
 from ..infilling import FILL_TOKEN
 from .adapter import Adapter, refuse_unsupported, streamed, text_prompt
 from .context import Server, run_to_end, sampling_params, server_of
-from .errors import TGI, Fields
+from .errors import TGI, Fields, ServingError
 from .generation import HELD_TEXT, Generation, sse_event, start_all
 from .prompts import Prompt
-from .protocol import TgiDetails, TgiParameters, TgiRequest, TgiResponse, TgiStreamEvent, TgiToken
+from .protocol import (
+    TgiDetails,
+    TgiParameters,
+    TgiPrefillToken,
+    TgiRequest,
+    TgiResponse,
+    TgiStreamEvent,
+    TgiToken,
+)
+from .sampling import TokenLogprob
 
 router = APIRouter()
 ADAPTER = Adapter(router, errors=TGI)
@@ -46,9 +62,29 @@ def _finish(generation: Generation) -> Literal["length", "eos_token", "stop_sequ
     return "eos_token" if generation.finish_reason == "stop" else "length"
 
 
-def _start(server: Server, body: TgiRequest) -> tuple[Generation, TgiParameters]:
+def _piece(server: Server, token_id: int) -> str:
+    """A token's own text (SentencePiece's `▁` as a space), for `details.tokens`, `top_tokens` and `prefill`."""
+    return str(server.tokenizer.convert_ids_to_tokens([token_id])[0]).replace("\u2581", " ")
+
+
+def _tokens(server: Server, records: list[TokenLogprob]) -> tuple[list[TgiToken], list[list[TgiToken]]]:
+    """Each record's `TgiToken` and its top alternatives."""
+    special = set(server.tokenizer.all_special_ids)
+
+    def token(token_id: int, logprob: float) -> TgiToken:
+        return TgiToken(id=token_id, text=_piece(server, token_id), logprob=logprob, special=token_id in special)
+
+    return [token(record.token, record.logprob) for record in records], [
+        [token(token_id, logprob) for token_id, logprob in record.top] for record in records
+    ]
+
+
+def _start(server: Server, body: TgiRequest, *, stream: bool = False) -> tuple[Generation, TgiParameters]:
     parameters = body.parameters
     refuse_unsupported(parameters, parameters.NEUTRAL, prefix="parameters.")
+    if stream and parameters.decoder_input_details:
+        message = "`decoder_input_details` == true is not supported when streaming tokens"
+        raise ServingError(422, message, param="parameters.decoder_input_details")
     max_new_tokens = server.capped(parameters.max_new_tokens, DEFAULT_MAX_NEW_TOKENS)
     prompt = text_prompt(server, body.inputs, max_new_tokens=max_new_tokens, fields=FIELDS)
     sample = parameters.do_sample or any(
@@ -58,23 +94,53 @@ def _start(server: Server, body: TgiRequest) -> tuple[Generation, TgiParameters]
     if sample and seed is None:
         seed = random.randrange(2**63)  # reported back in `details`, as TGI does
     params = sampling_params(
-        (parameters.temperature or 1.0) if sample else 0.0, parameters.top_p, parameters.top_k, seed if sample else None
+        (parameters.temperature or 1.0) if sample else 0.0,
+        parameters.top_p,
+        parameters.top_k,
+        seed if sample else None,
+        repetition_penalty=parameters.repetition_penalty,
+        relative_frequency_penalty=parameters.frequency_penalty,
     )
+    # Log-probabilities cost a log-softmax per token and keep the request from speculating: only when shown.
+    wanted = parameters.details or parameters.top_n_tokens is not None
     [generation] = start_all(
-        [server.generation(prompt, max_new_tokens=max_new_tokens, sampling=params, stop=parameters.stop, fields=FIELDS)]
+        [
+            server.generation(
+                prompt,
+                max_new_tokens=max_new_tokens,
+                sampling=params,
+                stop=parameters.stop,
+                fields=FIELDS,
+                logprobs=(parameters.top_n_tokens or 0) if wanted else None,
+                prompt_logprobs=parameters.decoder_input_details,
+            )
+        ]
     )
     return generation, parameters
 
 
-def _details(generation: Generation, parameters: TgiParameters) -> TgiDetails | None:
+def _details(
+    server: Server, generation: Generation, parameters: TgiParameters, *, streamed: bool = False
+) -> TgiDetails | None:
     if not parameters.details:
         return None
-    return TgiDetails(
+    details = TgiDetails(
         finish_reason=_finish(generation),
         generated_tokens=generation.completion_tokens,
         seed=generation.sampling.seed,
         input_length=generation.prompt_tokens,
     )
+    if streamed:  # a stream's last event has the counts only, as TGI's
+        return details
+    details.tokens, top = _tokens(server, generation.token_logprobs)
+    if parameters.top_n_tokens:
+        details.top_tokens = top
+    if parameters.decoder_input_details:
+        details.prefill = [
+            TgiPrefillToken(id=token_id, text=_piece(server, token_id), logprob=logprob)
+            for token_id, logprob in zip(generation.prompt.ids, generation.prompt_logprobs, strict=True)
+        ]
+    return details
 
 
 async def _generate(server: Server, body: TgiRequest, request: Request, *, full_text_default: bool) -> TgiResponse:
@@ -82,11 +148,11 @@ async def _generate(server: Server, body: TgiRequest, request: Request, *, full_
     await run_to_end(request, [generation])
     full = parameters.return_full_text if parameters.return_full_text is not None else full_text_default
     text = _full_text(generation.prompt, generation.text) if full else generation.text
-    return TgiResponse(generated_text=text, details=_details(generation, parameters))
+    return TgiResponse(generated_text=text, details=_details(server, generation, parameters))
 
 
 def _stream(server: Server, body: TgiRequest, request: Request, *, full_text_default: bool) -> Response:
-    generation, parameters = _start(server, body)
+    generation, parameters = _start(server, body, stream=True)
     full = parameters.return_full_text if parameters.return_full_text is not None else full_text_default
     special = set(server.tokenizer.all_special_ids)
     eos_id = server.tokenizer.eos_token_id
@@ -94,9 +160,14 @@ def _stream(server: Server, body: TgiRequest, request: Request, *, full_text_def
 
     def event(token: TgiToken, index: int, *, last: bool) -> str:
         payload = TgiStreamEvent(index=index, token=token)
+        records = generation.token_logprobs
+        if index - 1 < len(records) and records[index - 1].token == token.id:
+            token.logprob = records[index - 1].logprob
+            if parameters.top_n_tokens:
+                payload.top_tokens = _tokens(server, [records[index - 1]])[1][0]
         if last:
             payload.generated_text = _full_text(generation.prompt, generation.text) if full else generation.text
-            payload.details = _details(generation, parameters)
+            payload.details = _details(server, generation, parameters, streamed=True)
         return sse_event(payload.model_dump())
 
     async def events() -> AsyncGenerator[str, None]:
