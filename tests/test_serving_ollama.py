@@ -170,3 +170,35 @@ def test_mistral_fim_complete_and_stream(setup, meta):
         httpx.post(setup["url"] + "/v1/fim/completions", json={"model": "x", "prompt": "y"}).json()["error"]["code"]
         == "model_not_found"
     )
+
+
+def test_mistral_penalties_are_openais(setup, meta):
+    """`frequency_penalty`/`presence_penalty` on `/v1/fim/completions` (Continue's `fimStream` sends them; the
+    `mistralai` client has no such arguments) follow OpenAI's definition over the middle's tokens: a greedy loop
+    written from it, on Meta's infilling ids."""
+    import torch
+
+    frequency, presence = -0.4, -0.8  # negative: favours repeats, which a random model rarely makes by itself
+    ids, middle_ids = list(meta.infilling_ids(PREFIX, SUFFIX)), []
+    for _ in range(MAX):
+        with torch.no_grad():
+            logits = setup["reference"](torch.tensor([ids])).logits[0, -1]
+        counts = torch.bincount(torch.tensor(middle_ids, dtype=torch.long), minlength=logits.shape[0]).float()
+        token = int((logits - counts * frequency - (counts > 0).float() * presence).argmax())
+        if token in (meta.eot, meta.eos):
+            break
+        middle_ids.append(token)
+        ids.append(token)
+    assert middle_ids != middle(setup, meta, PREFIX, SUFFIX)[1]  # the penalties change this middle
+    body = {
+        "model": "codellama:7b-code",
+        "prompt": PREFIX,
+        "suffix": SUFFIX,
+        "max_tokens": MAX,
+        "temperature": 0,
+        "frequency_penalty": frequency,
+        "presence_penalty": presence,
+    }
+    response = httpx.post(setup["url"] + "/v1/fim/completions", json=body, timeout=60).json()
+    assert response["usage"]["completion_tokens"] == len(middle_ids)
+    assert response["choices"][0]["message"]["content"] == meta.decode_infilling(middle_ids)

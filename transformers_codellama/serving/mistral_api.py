@@ -48,7 +48,14 @@ async def fim_completions(body: FimRequest, request: Request) -> Response:
     refuse_unsupported(body, body.NEUTRAL)
     max_new_tokens = server.capped(body.max_tokens, server.settings.max_tokens_cap)
     prompt = text_prompt(server, body.prompt, suffix=body.suffix, max_new_tokens=max_new_tokens, fields=FIELDS)
-    params = sampling_params(body.temperature, body.top_p, None, body.random_seed)
+    params = sampling_params(
+        body.temperature,
+        body.top_p,
+        None,
+        body.random_seed,
+        presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty,
+    )
     start: Callable[[], Generation] = server.generation(
         prompt, max_new_tokens=max_new_tokens, sampling=params, stop=stop_list(body.stop), fields=FIELDS
     )
@@ -77,7 +84,7 @@ async def fim_completions(body: FimRequest, request: Request) -> Response:
         openai_events(
             generations,
             opening=lambda _, __: chunk(ChatDelta(role="assistant", content="")),
-            delta=lambda _, text: chunk(ChatDelta(content=text)),
+            delta=lambda _, text, __: chunk(ChatDelta(content=text)),
             # Mistral puts `usage` on the last chunk, which has a choice: Continue reads `choices[0]` of every chunk.
             closing=lambda _, generation: chunk(ChatDelta(), finish_reason(generation), usage_of(generations)),
             usage=None,

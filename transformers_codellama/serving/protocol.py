@@ -228,7 +228,8 @@ class LlamaCppOptions(_Strict):
     t_max_prompt_ms: int | None = None
     timings_per_token: bool = False
     model: str | None = None
-    # Refused unless neutral: `n_probs` needs log-probabilities from the engine; penalties are not applied yet.
+    # Refused unless neutral: `n_probs` is not wired to the engine's log-probabilities yet; llama.cpp's penalties
+    # count only the last `penalty_last_n` tokens, a window the engine's penalties (over the whole text) do not have.
     n_probs: int = 0
     lora: list[dict[str, Any]] | None = None
     repeat_penalty: float | None = None
@@ -373,11 +374,11 @@ class FimRequest(_Strict):
     random_seed: int | None = Field(default=None, ge=0, lt=2**63)
     metadata: dict[str, Any] | None = None  # accepted, not used
     prompt_cache_key: str | None = None  # accepted: the prompt cache is always on
-    # Continue sends these too; refused unless neutral (the engine applies no penalties yet).
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
+    # Continue sends these too: Mistral's definitions are OpenAI's (over the generated tokens).
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
 
-    NEUTRAL: ClassVar[dict[str, Any]] = {"min_tokens": 0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
+    NEUTRAL: ClassVar[dict[str, Any]] = {"min_tokens": 0}
 
 
 # ---------------------------------------------------------------------------------------------------- Ollama
@@ -410,7 +411,8 @@ class OllamaOptions(_Strict):
     penalize_newline: bool | None = None
     mirostat_tau: float | None = None
     mirostat_eta: float | None = None
-    # Refused unless neutral.
+    # Refused unless neutral: Ollama's penalties are llama.cpp's, over the last `repeat_last_n` tokens, a window the
+    # engine's penalties (over the whole text) do not have; the samplers below are not the engine's.
     repeat_penalty: float | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
