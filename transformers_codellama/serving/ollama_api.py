@@ -4,7 +4,7 @@
 How `/api/generate` reads a request, written once here:
 
 * a non-empty `suffix`: Meta's infilling layout of `prompt` and `suffix`, `raw` or not (Ollama drops the suffix of
-  a `raw` request; Continue sends both, meaning a middle); the response is the middle;
+  a `raw` request; a client that sends both means a middle); the response is the middle;
 * an empty or missing `suffix`: Ollama's Code Llama template tests `if .Suffix`, so `"suffix": ""` is a plain
   completion there, and is here too (clients that want a middle before an empty suffix send `"\\n"`, as Continue
   does). A prompt that is an editor template (`<PRE> {prefix} <SUF>{suffix} <MID>`, twinny's and llm-vscode's) or
@@ -90,7 +90,7 @@ def _generate_prompt(server: Server, body: OllamaGenerateRequest, budget: int, c
     text = body.prompt or ""
     if body.raw and body.system:
         raise ServingError(400, "raw mode does not support system: put the system text in prompt", param="system")
-    if body.suffix:  # with `raw` too: Ollama would drop the suffix there, Continue sends both
+    if body.suffix:  # with `raw` too: Ollama would drop the suffix there, but a client sending both means a middle
         return infilling(server, text, body.suffix, max_new_tokens=budget, fields=GENERATE_FIELDS, max_context=context)
     chat = not body.raw and server.tokenizer.chat_template is not None
     if not chat or split_infilling(text, fields=GENERATE_FIELDS) is not None:
