@@ -52,7 +52,7 @@ from .protocol import (
     TopLogprob,
     Usage,
 )
-from .sampling import TokenLogprob
+from .sampling import SamplingParams, TokenLogprob
 
 router = APIRouter()
 ADAPTER = Adapter(router, errors=OPENAI, paths_under=("/v1/",))
@@ -207,6 +207,20 @@ def completion_prompts(server: Server, body: CompletionRequest, max_new_tokens: 
     return prompts
 
 
+def choice_sampling(body: CompletionRequest | ChatCompletionRequest, choice: int) -> SamplingParams:
+    """The engine's sampling settings for choice `choice` of `body` (its seed, when given, advanced per choice, so
+    the choices of one request differ and each is reproducible)."""
+    seed = None if body.seed is None else body.seed + choice
+    return sampling_params(
+        body.temperature,
+        body.top_p,
+        None,
+        seed,
+        frequency_penalty=body.frequency_penalty,
+        presence_penalty=body.presence_penalty,
+    )
+
+
 @router.post("/v1/completions", response_model=None)
 async def completions(body: CompletionRequest, request: Request) -> Response:
     """OpenAI completions; fill-in-the-middle with `suffix` or an editor template prompt."""
@@ -226,15 +240,7 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     logprobs = body.logprobs if body.logprobs is not None else (0 if best_of > body.n else None)
 
     def factory(prompt: Prompt, choice: int) -> Callable[[], Generation]:
-        seed = None if body.seed is None else body.seed + choice
-        params = sampling_params(
-            body.temperature,
-            body.top_p,
-            None,
-            seed,
-            frequency_penalty=body.frequency_penalty,
-            presence_penalty=body.presence_penalty,
-        )
+        params = choice_sampling(body, choice)
         return server.generation(
             prompt,
             max_new_tokens=max_new_tokens,
@@ -326,15 +332,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     logprobs = (body.top_logprobs or 0) if body.logprobs else None
 
     def factory(choice: int) -> Callable[[], Generation]:
-        seed = None if body.seed is None else body.seed + choice
-        params = sampling_params(
-            body.temperature,
-            body.top_p,
-            None,
-            seed,
-            frequency_penalty=body.frequency_penalty,
-            presence_penalty=body.presence_penalty,
-        )
+        params = choice_sampling(body, choice)
         return server.generation(
             prompt, max_new_tokens=max_new_tokens, sampling=params, stop=stops, fields=fields, logprobs=logprobs
         )
