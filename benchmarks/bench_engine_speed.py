@@ -3,13 +3,17 @@
     python benchmarks/bench_engine_speed.py [--rounds 3] [--threads 1]
 
 1. The limit: a bare batched greedy loop over the dim-256, 4-layer model (its forward with its cache, no server,
-   no text) at batch 1, 8 and 32, as tokens/s.
+   no text) at batch 1, 8 and 32, as tokens/s. The servers' workload also prefills every request's prompt, which
+   that loop never does, so beside it stands the limit for the same work: the workload's tokens over the time its
+   prompts take to prefill one by one (the model's forward, nothing else) plus the loop's time for its tokens. No
+   server can pass it without skipping work; the engine in-process (no HTTP) is measured against both.
 2. `codellama-serve` and `transformers serve --continuous-batching` as processes on the same weights, streaming
    clients at 1, 8 and 32: tokens/s and median time to first token; ours also as a share of the bare loop.
 3. Speculation off and on, in-process engines measured in alternating rounds:
    - the edit workload on the trained tiny model: infilling prompts cut from held-out real code where the middle
      (one line) repeats a line of the prefix or suffix; acceptance rate, tokens/s per client and latency to the
-     full middle (to its EOT);
+     full middle (to its EOT); and the ceiling prompt lookup has there: the tokens per step it would give if
+     verifying a draft cost nothing, replayed over the model's own greedy middles (no speed-up can exceed it);
    - a workload where nothing matches: the random-weight dim-256 model on editor prompts, sampled at temperature 1
      (its output repeats nothing), 1 and 8 clients.
 It writes `benchmarks/results/engine_speed.json` and the plot `docs/serving_speed.png` / `.svg`.
@@ -48,6 +52,7 @@ from common import MODEL_SIZES, REPO, SHARED_DATA, save
 from transformers_codellama import CodeLlamaConfig, CodeLlamaForCausalLM, CodeLlamaTokenizerFast
 from transformers_codellama.serving import Engine, EngineRequest, PromptLookup, SamplingParams
 from transformers_codellama.serving.batch import forward
+from transformers_codellama.serving.speculation import DEFAULT_LOOKUP, NgramIndex
 
 CLIENT_COUNTS = (1, 8, 32)
 PLOT = REPO / "docs" / "serving_speed"
@@ -68,10 +73,62 @@ def bare_loop(model: CodeLlamaForCausalLM, rows: int, prompt: int = 160, steps: 
     return rows * steps / (time.perf_counter() - start)
 
 
+def prefill_seconds(model: CodeLlamaForCausalLM, prompts: list[list[int]]) -> float:
+    """Seconds to prefill each of `prompts` alone: the model's forward over it with a fresh cache, summed."""
+    with torch.inference_mode():
+        start = time.perf_counter()
+        for ids in prompts:
+            forward(model, DynamicCache(), input_ids=torch.tensor([ids]), logits_to_keep=1)
+        return time.perf_counter() - start
+
+
+def same_work_limit(model: CodeLlamaForCausalLM, requests: list[EngineRequest], decode_rate: float) -> float:
+    """Tokens/s of `requests` done with nothing but the model: each prompt prefilled alone, every new token at the
+    bare loop's `decode_rate` (tokens/s at the batch size the requests run at)."""
+    tokens = sum(request.max_new_tokens for request in requests)
+    return tokens / (prefill_seconds(model, [request.prompt_ids for request in requests]) + tokens / decode_rate)
+
+
 def http_work(seed: int, count: int) -> list[tuple[str, int]]:
     """Plain completions of real code (~550 characters), 32 to 96 new tokens (transformers serve cannot infill)."""
     cuts, lengths = editor_cuts(count, seed=100 + seed), new_tokens(count, seed=100 + seed)
     return [(prefix + suffix, length) for (prefix, suffix), length in zip(cuts, lengths)]
+
+
+def in_process_measurements(
+    model: CodeLlamaForCausalLM, tokenizer: CodeLlamaTokenizerFast, bare: dict[str, float], rounds: int
+) -> dict:
+    """The HTTP workload without HTTP: the engine driven in this process, and the same-work limit, at each client
+    count; medians of `rounds` (the limit's and the engine's alternating). Speculation is off here: greedy decoding
+    from random weights repeats itself, which prompt lookup turns into several tokens a step, and the limit is for
+    one token a step."""
+    engine = Engine(model, None)
+    engine.start()
+    try:
+        asyncio.run(_round(engine, work_requests(tokenizer, http_work(0, 32)), 32))  # warm-up
+        table = {}
+        for clients in CLIENT_COUNTS:
+            limits, rates = [], []
+            for round_ in range(rounds):
+                requests = work_requests(tokenizer, http_work(1 + 10 * round_ + clients, max(8, 2 * clients)))
+                limits.append(same_work_limit(model, requests, bare[f"batch {clients}"]))
+                result = asyncio.run(_round(engine, requests, clients))
+                rates.append(result["tokens/s per client"] * clients)
+            limit, rate = statistics.median(limits), statistics.median(rates)
+            table[f"{clients} clients"] = {
+                "same-work limit tokens/s": limit,
+                "same-work limit / bare loop": limit / bare[f"batch {clients}"],
+                "engine in-process tokens/s (speculation off)": rate,
+                "engine in-process / same-work limit": rate / limit,
+            }
+        return table
+    finally:
+        engine.stop()
+
+
+def work_requests(tokenizer: CodeLlamaTokenizerFast, work: list[tuple[str, int]]) -> list[EngineRequest]:
+    """`http_work` as the engine's requests: greedy, no stop ids (every request runs to its length)."""
+    return [EngineRequest(tokenizer(prompt)["input_ids"], length, ()) for prompt, length in work]
 
 
 def http_measurements(
@@ -218,6 +275,22 @@ def greedy_outputs(model: CodeLlamaForCausalLM, requests: list[EngineRequest]) -
         engine.stop()
 
 
+def lookup_ceiling(requests: list[EngineRequest], middles: list[list[int]], lookup: PromptLookup) -> float:
+    """Tokens per step that `lookup`'s drafts would give over these greedy `middles` if verifying them were free:
+    each step keeps its draft's longest run that the middle agrees with, plus one token. A speculative step costs at
+    least a plain one, so no speed-up from prompt lookup on these requests can exceed this."""
+    tokens = steps = 0
+    for request, middle in zip(requests, middles):
+        index, done = NgramIndex(request.prompt_ids, lookup.ngram), 0
+        while done < len(middle):
+            draft = index.draft(min(lookup.draft_tokens, len(middle) - done - 1))
+            kept = next((i for i, token in enumerate(draft) if token != middle[done + i]), len(draft))
+            index.extend(middle[done : done + kept + 1])
+            done, steps = done + kept + 1, steps + 1
+        tokens += len(middle)
+    return tokens / max(1, steps)
+
+
 def copies(prompt: list[int], middle: list[int], window: int = 6) -> bool:
     """Whether some `window` consecutive tokens of `middle` occur in `prompt` as they are."""
     seen = {tuple(prompt[i : i + window]) for i in range(len(prompt) - window + 1)}
@@ -255,7 +328,15 @@ def plot(results: dict, path: Path) -> None:
                   marker=marker, linestyle=line, label=name)  # fmt: skip
     bare = results["bare loop tokens/s"]
     rate.plot(CLIENT_COUNTS, [bare[f"batch {c}"] for c in CLIENT_COUNTS], color="tab:green", marker="^",
-              linestyle=":", label="bare decode loop (limit)")  # fmt: skip
+              linestyle=":", label="bare decode loop, no prefills")  # fmt: skip
+    same_work = [results["in-process"][f"{c} clients"]["same-work limit tokens/s"] for c in CLIENT_COUNTS]
+    rate.plot(CLIENT_COUNTS, same_work, color="tab:red", marker="v", linestyle="-.",
+              label="same work's limit (prefills + loop)")  # fmt: skip
+    engine = [
+        results["in-process"][f"{c} clients"]["engine in-process tokens/s (speculation off)"] for c in CLIENT_COUNTS
+    ]
+    rate.plot(CLIENT_COUNTS, engine, color="tab:purple", marker="D", linestyle=(0, (1, 1)),
+              label="engine in-process (no HTTP, speculation off)")  # fmt: skip
     for axis, label in ((rate, "generated tokens/s"), (ttft, "median time to first token (ms)")):
         axis.set_xscale("log", base=2)
         axis.set_xticks(CLIENT_COUNTS, [str(c) for c in CLIENT_COUNTS])
@@ -286,11 +367,17 @@ def main() -> None:
     results: dict = {"model": MODEL_SIZES, "threads": args.threads}
     samples = {rows: [bare_loop(model, rows) for _ in range(args.rounds)] for rows in CLIENT_COUNTS}
     results["bare loop tokens/s"] = {f"batch {rows}": statistics.median(rates) for rows, rates in samples.items()}
+    results["in-process"] = in_process_measurements(model, tokenizer, results["bare loop tokens/s"], args.rounds)
     if args.http:
         results["http"] = http_measurements(model, tokenizer, args.rounds, args.threads)
         ours = results["http"]["codellama-serve"]
         results["codellama-serve / bare loop"] = {
             f"{c} clients": ours[f"{c} clients"]["tokens/s"] / results["bare loop tokens/s"][f"batch {c}"]
+            for c in CLIENT_COUNTS
+        }
+        results["codellama-serve / same-work limit"] = {
+            f"{c} clients": ours[f"{c} clients"]["tokens/s"]
+            / results["in-process"][f"{c} clients"]["same-work limit tokens/s"]
             for c in CLIENT_COUNTS
         }
         anchor = results["http"].get("transformers serve --continuous-batching")
@@ -309,18 +396,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         trained, trained_tokenizer = trained_model(Path(scratch))
     stops = (trained_tokenizer.eot_id, trained_tokenizer.eos_token_id)
-    cuts = repeating_cuts(trained_tokenizer, trained.config.max_position_embeddings, 96)
+    cuts = repeating_cuts(trained_tokenizer, trained.config.max_position_embeddings, 480)
     edits = [EngineRequest(ids, 48, stops) for ids in cuts]
     # The tiny model writes the repeated line itself only now and then: the subset where its middle does copy
     # the prompt (6 tokens in a row or more) is the case where speculation can pay.
     middles = greedy_outputs(trained, edits)
     copying = [request for request, middle in zip(edits, middles) if copies(request.prompt_ids, middle)]
+    copying_middles = [middle for request, middle in zip(edits, middles) if copies(request.prompt_ids, middle)]
     results["speculation, edit workload (trained tiny model)"] = {
         "requests": len(edits[:24]),
         "requests whose middle copies the prompt": f"{len(copying)}/{len(edits)}",
+        "prompt-lookup ceiling, tokens per step (free verification)": {
+            "all requests": lookup_ceiling(edits, middles, DEFAULT_LOOKUP),
+            "middles that copy": lookup_ceiling(copying, copying_middles, DEFAULT_LOOKUP),
+        },
         **speculation_comparison(trained, {"1 client": (edits[:24], 1), "4 clients": (edits[:24], 4),
-                                           "1 client, middles that copy": (copying[:16], 1),
-                                           "4 clients, middles that copy": (copying[:16], 4)}, args.rounds),
+                                           "1 client, middles that copy": (copying[:24], 1),
+                                           "4 clients, middles that copy": (copying[:24], 4)}, args.rounds),
     }  # fmt: skip
     results["speculation, nothing matches (dim-256 random weights)"] = speculation_comparison(
         model, {"1 client": (no_match[:6], 1), "8 clients": (no_match, 8)}, args.rounds
