@@ -30,7 +30,7 @@ from .adapter import Adapter, ids_prompt, refuse_unsupported, streamed, text_pro
 from .context import Server, run_to_end, sampling_params, server_of
 from .engine_api import Tokenizer
 from .errors import OPENAI, Fields, ServingError
-from .generation import Generation, merged, sse_event, start_all
+from .generation import ChoiceRequest, Generation, merged, sse_event
 from .prompts import Prompt, chat_prompt, check_fits
 from .protocol import (
     ChatChoice,
@@ -239,18 +239,20 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     # best_of ranks choices by their cumulative log-probability, so it needs the records even when none are shown.
     logprobs = body.logprobs if body.logprobs is not None else (0 if best_of > body.n else None)
 
-    def factory(prompt: Prompt, choice: int) -> Callable[[], Generation]:
-        params = choice_sampling(body, choice)
-        return server.generation(
-            prompt,
-            max_new_tokens=max_new_tokens,
-            sampling=params,
-            stop=stops,
-            fields=COMPLETION_FIELDS,
-            logprobs=logprobs,
-        )
-
-    generations = start_all([factory(prompt, choice) for prompt in prompts for choice in range(best_of)])
+    generations = server.start(
+        [
+            ChoiceRequest(
+                prompt,
+                max_new_tokens,
+                choice_sampling(body, choice),
+                stop=stops,
+                fields=COMPLETION_FIELDS,
+                logprobs=logprobs,
+            )
+            for prompt in prompts
+            for choice in range(best_of)
+        ]
+    )
     identity: dict[str, Any] = {
         "id": f"cmpl-{uuid.uuid4().hex}",
         "created": int(time.time()),
@@ -331,16 +333,17 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
         raise ServingError(400, "top_logprobs needs logprobs set to true", param="top_logprobs")
     logprobs = (body.top_logprobs or 0) if body.logprobs else None
 
-    def factory(choice: int) -> Callable[[], Generation]:
-        params = choice_sampling(body, choice)
-        return server.generation(
-            prompt, max_new_tokens=max_new_tokens, sampling=params, stop=stops, fields=fields, logprobs=logprobs
-        )
-
     def shown(records: Sequence[TokenLogprob]) -> ChatLogprobs | None:
         return None if logprobs is None else chat_logprobs(server.tokenizer, records)
 
-    generations = start_all([factory(choice) for choice in range(body.n)])
+    generations = server.start(
+        [
+            ChoiceRequest(
+                prompt, max_new_tokens, choice_sampling(body, choice), stop=stops, fields=fields, logprobs=logprobs
+            )
+            for choice in range(body.n)
+        ]
+    )
     identity: dict[str, Any] = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "created": int(time.time()),
