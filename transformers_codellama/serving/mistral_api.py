@@ -11,9 +11,7 @@ that many tokens, which it cannot yet: it is refused unless 0.
 
 from __future__ import annotations
 
-import time
-import uuid
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
@@ -22,7 +20,7 @@ from .adapter import Adapter, refuse_unsupported, streamed, text_prompt
 from .context import run_to_end, sampling_params, server_of
 from .errors import OPENAI, Fields
 from .generation import ChoiceRequest
-from .openai_api import finish_reason, openai_events, sse, stop_list, usage_of
+from .openai_api import finish_reason, openai_events, response_identity, sse, stop_list, usage_of
 from .protocol import (
     ChatChoice,
     ChatChunkChoice,
@@ -58,11 +56,7 @@ async def fim_completions(body: FimRequest, request: Request) -> Response:
     generations = server.start(
         [ChoiceRequest(prompt, max_new_tokens, params, stop=stop_list(body.stop), fields=FIELDS)]
     )
-    identity: dict[str, Any] = {
-        "id": f"fim-{uuid.uuid4().hex}",
-        "created": int(time.time()),
-        "model": server.settings.model_name,
-    }
+    identity = response_identity(server, "fim")
 
     if not body.stream:
         await run_to_end(request, generations)

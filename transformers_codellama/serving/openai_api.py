@@ -221,6 +221,11 @@ def choice_sampling(body: CompletionRequest | ChatCompletionRequest, choice: int
     )
 
 
+def response_identity(server: Server, prefix: str) -> dict[str, Any]:
+    """What every response and chunk of one request repeats: its id (`prefix`-random), creation time and model."""
+    return {"id": f"{prefix}-{uuid.uuid4().hex}", "created": int(time.time()), "model": server.settings.model_name}
+
+
 @router.post("/v1/completions", response_model=None)
 async def completions(body: CompletionRequest, request: Request) -> Response:
     """OpenAI completions; fill-in-the-middle with `suffix` or an editor template prompt."""
@@ -253,11 +258,7 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
             for choice in range(best_of)
         ]
     )
-    identity: dict[str, Any] = {
-        "id": f"cmpl-{uuid.uuid4().hex}",
-        "created": int(time.time()),
-        "model": server.settings.model_name,
-    }
+    identity = response_identity(server, "cmpl")
     truncated = True if any(prompt.truncated for prompt in prompts) else None
 
     def shown_logprobs(records: Sequence[TokenLogprob], offset: int) -> CompletionLogprobs | None:
@@ -344,11 +345,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
             for choice in range(body.n)
         ]
     )
-    identity: dict[str, Any] = {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "created": int(time.time()),
-        "model": server.settings.model_name,
-    }
+    identity = response_identity(server, "chatcmpl")
 
     if not body.stream:
         await run_to_end(request, generations)
