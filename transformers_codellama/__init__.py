@@ -1,8 +1,8 @@
 """Code Llama for Hugging Face transformers: exact tokenizers, Auto-class registration, pipelines, conversion.
 
 Importing this package registers Code Llama's config, model and tokenizers with the transformers Auto classes,
-which imports torch and transformers' model code, unless the environment variable `DEFER_REGISTRATION_ENV`
-(`TRANSFORMERS_CODELLAMA_DEFER_REGISTRATION`) is `1`: the one way to skip it. The public names below are imported
+which imports torch and transformers' model code, unless the environment variable
+`TRANSFORMERS_CODELLAMA_DEFER_REGISTRATION` (named by `DEFER_REGISTRATION_ENV`) is `1`: the one way to skip it. The public names below are imported
 on first use (PEP 562), so with registration skipped the package imports nothing heavy. `codellama-convert` (the
 script `conversion/codellama-convert`) sets the variable around its import of the converter, so that its arguments
 parse without torch or transformers, and the converter sets it for its metadata child process; neither's output
