@@ -11,7 +11,8 @@ them `--repeats` times and quoting medians. The converter's time is the whole co
 imports, the checks of the input, the weights, config, tokenizer, code files and model card, and the `sync` of its
 output. Its peak RSS is read from `getrusage(RUSAGE_CHILDREN)` of a wrapper. Then it times `codellama-convert
 --help`, and beside it the same `--help` through `python -m transformers_codellama.conversion....`, which imports
-the package first (the package skips its registration for that module), and a bare import of the converter's
+the package first and so registers with transformers (the path that imports torch and transformers before the
+arguments parse; only the script skips the registration), and a bare import of the converter's
 in-process path (`transformers_codellama.conversion.convert`: torch and transformers). Figures measured before the
 converter was tuned are printed beside the new ones. Everything is written under a temporary
 directory and deleted; nothing goes into the repository.
@@ -37,7 +38,8 @@ from common import SHARED_DATA, save
 from transformers_codellama.conversion.mapping import MetaParams, parse_params
 from transformers_codellama.conversion.meta_writer import write_random_meta_checkpoint
 
-# What the `codellama-convert` console script runs (independent of PATH), and the module the script used to be.
+# What the `codellama-convert` console script runs (independent of PATH), and the module the script used to be (whose
+# `python -m` start registers with transformers).
 CONVERT = [sys.executable, str(Path(__file__).resolve().parents[1] / "conversion" / "codellama-convert")]
 CONVERT_MODULE = [sys.executable, "-m", "transformers_codellama.conversion.convert_codellama_weights_to_hf"]
 
@@ -189,7 +191,7 @@ def report(results: dict) -> None:
         )
     print(
         f"codellama-convert --help: {results['help_seconds']:.2f}s (target {TARGETS['help_seconds']} s; through "
-        f"python -m: {results['help_module_seconds']:.2f}s, before {BEFORE['help_module_seconds']} s); "
+        f"python -m, which registers: {results['help_module_seconds']:.2f}s, before {BEFORE['help_module_seconds']} s); "
         f"import of the converter: {results['import_seconds']:.2f}s (before: {BEFORE['import_seconds']} s)"
     )
 

@@ -1,17 +1,19 @@
 """Code Llama for Hugging Face transformers: exact tokenizers, Auto-class registration, pipelines, conversion.
 
-Importing this package registers Code Llama's config, model and tokenizers with the transformers Auto classes.
-The public names below are imported on first use (PEP 562), so that `codellama-convert` (the script
-`conversion/codellama-convert`) can import the converter's argument parser without torch or transformers: it sets
-`TRANSFORMERS_CODELLAMA_DEFER_REGISTRATION=1` for that import, and registration is skipped.
+Importing this package registers Code Llama's config, model and tokenizers with the transformers Auto classes,
+which imports torch and transformers' model code, unless the environment variable
+`TRANSFORMERS_CODELLAMA_DEFER_REGISTRATION` (named by `DEFER_REGISTRATION_ENV`) is `1`: the one way to skip it. The public names below are imported
+on first use (PEP 562), so with registration skipped the package imports nothing heavy. `codellama-convert` (the
+script `conversion/codellama-convert`) sets the variable around its import of the converter, so that its arguments
+parse without torch or transformers, and the converter sets it for its metadata child process; neither's output
+depends on the registration. `python -m transformers_codellama.conversion.convert_codellama_weights_to_hf` imports
+this package before the converter runs, so it registers (the same conversion, a slower start).
 """
 
 from __future__ import annotations
 
 import importlib
-import itertools
 import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -55,22 +57,13 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_EXPORTS})
 
 
-# The converter's command-line module: `python -m` imports this package first, and the converter needs no
-# registration (its output does not depend on it), so that start-up skips it as the script's does.
-_CONVERTER_MODULE = "transformers_codellama.conversion.convert_codellama_weights_to_hf"
-
-
-def _running_converter_module() -> bool:
-    if sys.argv[:1] != ["-m"]:  # Python sets argv[0] to "-m" while it imports a `-m` module's packages
-        return False
-    argv = getattr(sys, "orig_argv", [])
-    return f"-m{_CONVERTER_MODULE}" in argv or any(
-        flag == "-m" and name == _CONVERTER_MODULE for flag, name in itertools.pairwise(argv)
-    )
+# Set to "1", it skips the registration on import (see the docstring). `conversion/codellama-convert` spells the
+# name too: it must set it before it imports anything of this package.
+DEFER_REGISTRATION_ENV = "TRANSFORMERS_CODELLAMA_DEFER_REGISTRATION"
 
 
 def _register_on_import() -> None:
-    if os.environ.get("TRANSFORMERS_CODELLAMA_DEFER_REGISTRATION") == "1" or _running_converter_module():
+    if os.environ.get(DEFER_REGISTRATION_ENV) == "1":
         return
     from .registration import register
 

@@ -7,7 +7,6 @@ module adds what needs transformers: the config, tokenizer, code files and model
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -191,18 +190,7 @@ def convert_checked(job: ConversionJob, *, verify: bool = False) -> ConversionRe
             from .verify import verify_conversion
 
             difference = verify_conversion(checkpoint, staging, config)
-    return ConversionResult(
-        output_dir=job.output_dir,
-        model_size=checkpoint.model_size,
-        variant=job.variant,
-        output_format=job.output_format,
-        dtype=dtype,
-        weight_files=writer.files,
-        weight_bytes=writer.total_size,
-        seconds=time.perf_counter() - job.started,
-        peak_rss_bytes=peak_rss_bytes(),
-        max_logit_difference=difference,
-    )
+    return job.result(writer, dtype=dtype, peak_rss_bytes=peak_rss_bytes(), max_logit_difference=difference)
 
 
 __all__ = [

@@ -5,15 +5,18 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..releases import CUSTOM_SIZE
 from .choices import DTYPE_NAMES, FORMATS
 from .errors import ConversionError
 from .mapping import SHARDS_PER_SIZE, infer_variant
 from .meta_checkpoint import MetaCheckpoint
-from .result import API_COMMAND
-from .writer import check_output_dir, parse_size
+from .result import API_COMMAND, ConversionResult
+from .writer import ShardWriter, check_output_dir, parse_size
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,29 @@ class ConversionJob:
             "command": self.command,
             "context_length": self.context_length,
         }
+
+    def result(
+        self,
+        writer: ShardWriter,
+        *,
+        dtype: torch.dtype | str,
+        peak_rss_bytes: int,
+        max_logit_difference: float | None = None,
+    ) -> ConversionResult:
+        """What the conversion of this job reports once it is done: `writer` wrote its weights, `seconds` count from
+        the checks (`started`)."""
+        return ConversionResult(
+            output_dir=self.output_dir,
+            model_size=self.checkpoint.model_size,
+            variant=self.variant,
+            output_format=self.output_format,
+            dtype=dtype,
+            weight_files=writer.files,
+            weight_bytes=writer.total_size,
+            seconds=time.perf_counter() - self.started,
+            peak_rss_bytes=peak_rss_bytes,
+            max_logit_difference=max_logit_difference,
+        )
 
 
 def check_inputs(

@@ -28,9 +28,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from .. import DEFER_REGISTRATION_ENV
 from .errors import ConversionError
 
-_DEFER_REGISTRATION = "TRANSFORMERS_CODELLAMA_DEFER_REGISTRATION"  # see conversion/codellama-convert
 _PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal for this process when its parent exits
 
 
@@ -39,7 +39,7 @@ class MetadataProcess:
 
     def __init__(self, input_dir: Path) -> None:
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop) a file, not a pipe: a chatty child can never block on it
-        env = {**os.environ, _DEFER_REGISTRATION: "1"}  # its output does not depend on the registration
+        env = {**os.environ, DEFER_REGISTRATION_ENV: "1"}  # its output does not depend on the registration
         self._process = subprocess.Popen(
             [sys.executable, "-m", __name__, str(os.getpid()), str(input_dir)],
             stdin=subprocess.PIPE,

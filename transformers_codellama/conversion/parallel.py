@@ -10,8 +10,6 @@ the staging directory becomes the output only once both have succeeded. `--verif
 
 from __future__ import annotations
 
-import time
-
 from .inputs import ConversionJob
 from .metadata_process import MetadataProcess
 from .result import ConversionResult, peak_rss_bytes
@@ -31,18 +29,8 @@ def convert_in_parallel(job: ConversionJob, metadata: MetadataProcess) -> Conver
         except BaseException:
             metadata.stop()  # before the staging directory is removed: nothing writes into it afterwards
             raise
-    return ConversionResult(
-        output_dir=job.output_dir,
-        model_size=checkpoint.model_size,
-        variant=job.variant,
-        output_format=job.output_format,
-        dtype=job.dtype,
-        weight_files=writer.files,
-        weight_bytes=writer.total_size,
-        seconds=time.perf_counter() - job.started,
-        peak_rss_bytes=max(peak_rss_bytes(), peak_rss_bytes(children=True)),  # this process, the child
-        max_logit_difference=None,
-    )
+    # The peak memory is this process's or the child's, whichever is larger.
+    return job.result(writer, dtype=job.dtype, peak_rss_bytes=max(peak_rss_bytes(), peak_rss_bytes(children=True)))
 
 
 __all__ = ["convert_in_parallel"]

@@ -7,8 +7,9 @@ import this module; it imports neither.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,9 +17,8 @@ from fastapi import Request
 
 from ..infilling import cannot_infill
 from .engine_api import Engine, Tokenizer
-from .errors import GENERIC_FIELDS, Fields, ServingError
-from .generation import Generation, run_all
-from .prompts import Prompt
+from .errors import Fields, ServingError
+from .generation import ChoiceRequest, Generation, run_all, start_all
 from .sampling import SamplingParams
 
 DEFAULT_MAX_TOKENS_CAP = 2048
@@ -119,31 +119,9 @@ class Server:
                 code="infilling_not_supported",
             )
 
-    def generation(
-        self,
-        prompt: Prompt,
-        *,
-        max_new_tokens: int,
-        sampling: SamplingParams,
-        stop: Sequence[str] = (),
-        time_limit_ms: int | None = None,
-        fields: Fields = GENERIC_FIELDS,
-        logprobs: int | None = None,
-        prompt_logprobs: bool = False,
-    ) -> Callable[[], Generation]:
-        """What starts one choice of a request on this server's engine (for `generation.start_all`)."""
-        return lambda: Generation(
-            self.engine,
-            self.tokenizer,
-            prompt,
-            max_new_tokens=max_new_tokens,
-            sampling=sampling,
-            stop=stop,
-            time_limit_ms=time_limit_ms,
-            fields=fields,
-            logprobs=logprobs,
-            prompt_logprobs=prompt_logprobs,
-        )
+    def start(self, choices: Sequence[ChoiceRequest]) -> list[Generation]:
+        """Submit every choice of a request to this server's engine, or none (`generation.start_all`)."""
+        return start_all([functools.partial(Generation, self.engine, self.tokenizer, choice) for choice in choices])
 
 
 def server_of(request: Request) -> Server:

@@ -43,12 +43,11 @@ class Delta:
     logprob: TokenLogprob | None = None
 
 
-class Generation:
-    """Runs `prompt` on `engine`; iterate it for `Delta`s, then read `text`, `finish_reason` and the counts.
+@dataclass(frozen=True)
+class ChoiceRequest:
+    """What one choice of a request asks for; `Generation` runs it.
 
-    Args:
-        engine: The running engine.
-        tokenizer: The model's tokenizer.
+    Attributes:
         prompt: The prompt (its mode picks the stop ids and how text is decoded).
         max_new_tokens: The most ids to generate (0: prefill only).
         sampling: Temperature, top-p/top-k and seed.
@@ -58,30 +57,37 @@ class Generation:
         fields: The request's field names, for the refusal of a budget the engine cannot run.
         logprobs: None, or how many alternatives each token's `TokenLogprob` lists (`EngineRequest.logprobs`).
         prompt_logprobs: Whether the prompt ids' log-probabilities are wanted (`EngineRequest.prompt_logprobs`).
+    """
+
+    prompt: Prompt
+    max_new_tokens: int
+    sampling: SamplingParams
+    stop: Sequence[str] = ()
+    time_limit_ms: int | None = None
+    fields: Fields = GENERIC_FIELDS
+    logprobs: int | None = None
+    prompt_logprobs: bool = False
+
+
+class Generation:
+    """Runs `choice` on `engine`; iterate it for `Delta`s, then read `text`, `finish_reason` and the counts.
+
+    Args:
+        engine: The running engine.
+        tokenizer: The model's tokenizer.
+        choice: What the choice asks for (prompt, budget, sampling, stop strings, log-probabilities).
 
     Raises:
         ServingError: The engine refused the request (400) or its queue is full (503).
     """
 
-    def __init__(
-        self,
-        engine: Engine,
-        tokenizer: Tokenizer,
-        prompt: Prompt,
-        *,
-        max_new_tokens: int,
-        sampling: SamplingParams,
-        stop: Sequence[str] = (),
-        time_limit_ms: int | None = None,
-        fields: Fields = GENERIC_FIELDS,
-        logprobs: int | None = None,
-        prompt_logprobs: bool = False,
-    ) -> None:
+    def __init__(self, engine: Engine, tokenizer: Tokenizer, choice: ChoiceRequest) -> None:
+        prompt = choice.prompt
         self.prompt = prompt
-        self.sampling = sampling
-        self.max_new_tokens = max_new_tokens
-        self._stream_text = TextStream(tokenizer, keep_leading_space=prompt.mode != CHAT, stop=stop)
-        self._time_limit = None if not time_limit_ms else time_limit_ms / 1000
+        self.sampling = choice.sampling
+        self.max_new_tokens = choice.max_new_tokens
+        self._stream_text = TextStream(tokenizer, keep_leading_space=prompt.mode != CHAT, stop=choice.stop)
+        self._time_limit = None if not choice.time_limit_ms else choice.time_limit_ms / 1000
         self._started = time.perf_counter()
         self.first_token_at: float | None = None
         self.finished_at: float | None = None
@@ -90,18 +96,18 @@ class Generation:
         self.hit_time_limit = False
         request = EngineRequest(
             prompt_ids=list(prompt.ids),
-            max_new_tokens=max_new_tokens,
+            max_new_tokens=choice.max_new_tokens,
             stop_ids=tuple(stop_ids(tokenizer, prompt.mode)),
-            sampling=sampling,
-            logprobs=logprobs,
-            prompt_logprobs=prompt_logprobs,
+            sampling=choice.sampling,
+            logprobs=choice.logprobs,
+            prompt_logprobs=choice.prompt_logprobs,
         )
         try:
             self._stream = engine.submit(request)
         except EngineBusy as error:
             raise ServingError(503, f"the server is busy: {error}", code="server_overloaded") from None
         except ValueError as error:
-            raise ServingError(400, str(error), param=fields.max_tokens) from None
+            raise ServingError(400, str(error), param=choice.fields.max_tokens) from None
 
     # ------------------------------------------------------------------------------------------------ results
     @property
@@ -298,6 +304,7 @@ async def merged(generations: Sequence[Generation]) -> AsyncIterator[tuple[int, 
 
 __all__ = [
     "HELD_TEXT",
+    "ChoiceRequest",
     "Delta",
     "Generation",
     "event_stream",

@@ -13,7 +13,7 @@ id, then the final object with `stop: true`, and no `[DONE]` (as llama.cpp). `GE
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -23,7 +23,7 @@ from .. import __version__
 from .adapter import Adapter, ids_prompt, infilling, refuse_unsupported, streamed, text_prompt, up_to_context
 from .context import Server, run_to_end, sampling_params, server_of
 from .errors import LLAMACPP, Fields, ServingError
-from .generation import HELD_TEXT, Generation, merged, sse_event, start_all
+from .generation import HELD_TEXT, ChoiceRequest, Generation, merged, sse_event
 from .prompts import Prompt, extra_context
 from .protocol import (
     DetokenizeRequest,
@@ -170,18 +170,13 @@ async def _respond(
     seed = None if body.seed < 0 else body.seed
     temperature = max(body.temperature, 0.0)
 
-    def factory(choice: int) -> Callable[[], Generation]:
+    def choice_request(choice: int) -> ChoiceRequest:
         params = sampling_params(temperature, body.top_p, body.top_k, None if seed is None else seed + choice)
-        return server.generation(
-            prompt,
-            max_new_tokens=max_new_tokens,
-            sampling=params,
-            stop=body.stop,
-            time_limit_ms=body.t_max_predict_ms,
-            fields=fields,
+        return ChoiceRequest(
+            prompt, max_new_tokens, params, stop=body.stop, time_limit_ms=body.t_max_predict_ms, fields=fields
         )
 
-    generations = start_all([factory(choice) for choice in range(count)])
+    generations = server.start([choice_request(choice) for choice in range(count)])
 
     if not body.stream:
         await run_to_end(request, generations)

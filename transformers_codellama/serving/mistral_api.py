@@ -11,10 +11,7 @@ that many tokens, which it cannot yet: it is refused unless 0.
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
@@ -22,8 +19,8 @@ from starlette.responses import JSONResponse, Response
 from .adapter import Adapter, refuse_unsupported, streamed, text_prompt
 from .context import run_to_end, sampling_params, server_of
 from .errors import OPENAI, Fields
-from .generation import Generation, start_all
-from .openai_api import finish_reason, openai_events, sse, stop_list, usage_of
+from .generation import ChoiceRequest
+from .openai_api import finish_reason, openai_events, response_identity, sse, stop_list, usage_of
 from .protocol import (
     ChatChoice,
     ChatChunkChoice,
@@ -56,15 +53,10 @@ async def fim_completions(body: FimRequest, request: Request) -> Response:
         presence_penalty=body.presence_penalty,
         frequency_penalty=body.frequency_penalty,
     )
-    start: Callable[[], Generation] = server.generation(
-        prompt, max_new_tokens=max_new_tokens, sampling=params, stop=stop_list(body.stop), fields=FIELDS
+    generations = server.start(
+        [ChoiceRequest(prompt, max_new_tokens, params, stop=stop_list(body.stop), fields=FIELDS)]
     )
-    generations = start_all([start])
-    identity: dict[str, Any] = {
-        "id": f"fim-{uuid.uuid4().hex}",
-        "created": int(time.time()),
-        "model": server.settings.model_name,
-    }
+    identity = response_identity(server, "fim")
 
     if not body.stream:
         await run_to_end(request, generations)

@@ -34,7 +34,7 @@ from .. import __version__
 from .adapter import Adapter, infilling, refuse_unsupported, streamed, text_prompt, up_to_context
 from .context import Server, run_to_end, sampling_params, server_of
 from .errors import OLLAMA, Fields, ServingError
-from .generation import Generation, ndjson_line, start_all
+from .generation import ChoiceRequest, Generation, ndjson_line
 from .prompts import Prompt, chat_prompt, check_fits, split_infilling
 from .protocol import OllamaChatRequest, OllamaGenerateRequest, OllamaOptions, OllamaShowRequest
 
@@ -79,9 +79,7 @@ def _sampling_and_start(
     top_p = DEFAULT_TOP_P if options.top_p is None else options.top_p
     seed = None if options.seed is None or options.seed < 0 else options.seed
     params = sampling_params(temperature, top_p, top_k, seed)
-    [generation] = start_all(
-        [server.generation(prompt, max_new_tokens=budget, sampling=params, stop=options.stop or (), fields=fields)]
-    )
+    [generation] = server.start([ChoiceRequest(prompt, budget, params, stop=options.stop or (), fields=fields)])
     return generation
 
 

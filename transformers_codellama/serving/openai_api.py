@@ -30,7 +30,7 @@ from .adapter import Adapter, ids_prompt, refuse_unsupported, streamed, text_pro
 from .context import Server, run_to_end, sampling_params, server_of
 from .engine_api import Tokenizer
 from .errors import OPENAI, Fields, ServingError
-from .generation import Generation, merged, sse_event, start_all
+from .generation import ChoiceRequest, Generation, merged, sse_event
 from .prompts import Prompt, chat_prompt, check_fits
 from .protocol import (
     ChatChoice,
@@ -221,6 +221,11 @@ def choice_sampling(body: CompletionRequest | ChatCompletionRequest, choice: int
     )
 
 
+def response_identity(server: Server, prefix: str) -> dict[str, Any]:
+    """What every response and chunk of one request repeats: its id (`prefix`-random), creation time and model."""
+    return {"id": f"{prefix}-{uuid.uuid4().hex}", "created": int(time.time()), "model": server.settings.model_name}
+
+
 @router.post("/v1/completions", response_model=None)
 async def completions(body: CompletionRequest, request: Request) -> Response:
     """OpenAI completions; fill-in-the-middle with `suffix` or an editor template prompt."""
@@ -239,23 +244,21 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     # best_of ranks choices by their cumulative log-probability, so it needs the records even when none are shown.
     logprobs = body.logprobs if body.logprobs is not None else (0 if best_of > body.n else None)
 
-    def factory(prompt: Prompt, choice: int) -> Callable[[], Generation]:
-        params = choice_sampling(body, choice)
-        return server.generation(
-            prompt,
-            max_new_tokens=max_new_tokens,
-            sampling=params,
-            stop=stops,
-            fields=COMPLETION_FIELDS,
-            logprobs=logprobs,
-        )
-
-    generations = start_all([factory(prompt, choice) for prompt in prompts for choice in range(best_of)])
-    identity: dict[str, Any] = {
-        "id": f"cmpl-{uuid.uuid4().hex}",
-        "created": int(time.time()),
-        "model": server.settings.model_name,
-    }
+    generations = server.start(
+        [
+            ChoiceRequest(
+                prompt,
+                max_new_tokens,
+                choice_sampling(body, choice),
+                stop=stops,
+                fields=COMPLETION_FIELDS,
+                logprobs=logprobs,
+            )
+            for prompt in prompts
+            for choice in range(best_of)
+        ]
+    )
+    identity = response_identity(server, "cmpl")
     truncated = True if any(prompt.truncated for prompt in prompts) else None
 
     def shown_logprobs(records: Sequence[TokenLogprob], offset: int) -> CompletionLogprobs | None:
@@ -331,21 +334,18 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
         raise ServingError(400, "top_logprobs needs logprobs set to true", param="top_logprobs")
     logprobs = (body.top_logprobs or 0) if body.logprobs else None
 
-    def factory(choice: int) -> Callable[[], Generation]:
-        params = choice_sampling(body, choice)
-        return server.generation(
-            prompt, max_new_tokens=max_new_tokens, sampling=params, stop=stops, fields=fields, logprobs=logprobs
-        )
-
     def shown(records: Sequence[TokenLogprob]) -> ChatLogprobs | None:
         return None if logprobs is None else chat_logprobs(server.tokenizer, records)
 
-    generations = start_all([factory(choice) for choice in range(body.n)])
-    identity: dict[str, Any] = {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "created": int(time.time()),
-        "model": server.settings.model_name,
-    }
+    generations = server.start(
+        [
+            ChoiceRequest(
+                prompt, max_new_tokens, choice_sampling(body, choice), stop=stops, fields=fields, logprobs=logprobs
+            )
+            for choice in range(body.n)
+        ]
+    )
+    identity = response_identity(server, "chatcmpl")
 
     if not body.stream:
         await run_to_end(request, generations)

@@ -112,13 +112,20 @@ class CompletionChoice(BaseModel):
     finish_reason: Literal["stop", "length"] | None
 
 
-class Completion(BaseModel):
-    """A `text_completion` object: the whole response, or one stream chunk (the same shape, per OpenAI)."""
+class IdentifiedResponse(BaseModel):
+    """What a completion, a chat completion and a chat chunk open with: the request's id, creation time and model
+    (`openai_api.response_identity`), after `object`, which each names with its own literal."""
 
     id: str
-    object: Literal["text_completion"] = "text_completion"
+    object: str
     created: int
     model: str
+
+
+class Completion(IdentifiedResponse):
+    """A `text_completion` object: the whole response, or one stream chunk (the same shape, per OpenAI)."""
+
+    object: Literal["text_completion"] = "text_completion"
     choices: list[CompletionChoice]
     usage: Usage | None = None
     truncated: bool | None = None  # this server's: the infilling budget cut the prefix or suffix
@@ -151,11 +158,8 @@ class ChatChoice(BaseModel):
     finish_reason: Literal["stop", "length"]
 
 
-class ChatCompletion(BaseModel):
-    id: str
+class ChatCompletion(IdentifiedResponse):
     object: Literal["chat.completion"] = "chat.completion"
-    created: int
-    model: str
     choices: list[ChatChoice]
     usage: Usage
 
@@ -172,11 +176,8 @@ class ChatChunkChoice(BaseModel):
     finish_reason: Literal["stop", "length"] | None = None
 
 
-class ChatCompletionChunk(BaseModel):
-    id: str
+class ChatCompletionChunk(IdentifiedResponse):
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    created: int
-    model: str
     choices: list[ChatChunkChoice]
     usage: Usage | None = None
 

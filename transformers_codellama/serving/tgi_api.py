@@ -29,7 +29,7 @@ from ..infilling import FILL_TOKEN
 from .adapter import Adapter, refuse_unsupported, streamed, text_prompt
 from .context import Server, run_to_end, sampling_params, server_of
 from .errors import TGI, Fields, ServingError
-from .generation import HELD_TEXT, Generation, sse_event, start_all
+from .generation import HELD_TEXT, ChoiceRequest, Generation, sse_event
 from .prompts import Prompt
 from .protocol import (
     TgiDetails,
@@ -103,12 +103,12 @@ def _start(server: Server, body: TgiRequest, *, stream: bool = False) -> tuple[G
     )
     # Log-probabilities cost a log-softmax per token and keep the request from speculating: only when shown.
     wanted = parameters.details or parameters.top_n_tokens is not None
-    [generation] = start_all(
+    [generation] = server.start(
         [
-            server.generation(
+            ChoiceRequest(
                 prompt,
-                max_new_tokens=max_new_tokens,
-                sampling=params,
+                max_new_tokens,
+                params,
                 stop=parameters.stop,
                 fields=FIELDS,
                 logprobs=(parameters.top_n_tokens or 0) if wanted else None,
