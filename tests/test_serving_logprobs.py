@@ -154,6 +154,50 @@ def test_bad_penalties_and_logprobs_are_refused(model):
             run(model, [EngineRequest([1, 5], 2, (), sampling)])
     with pytest.raises(ValueError, match="logprobs"):
         run(model, [EngineRequest([1, 5], 2, (), logprobs=-1)])
+    for least in (-1, 3, True, 1.5):
+        with pytest.raises(ValueError, match=r"min_new_tokens must be an integer in \[0, max_new_tokens \(2\)\]"):
+            run(model, [EngineRequest([1, 5], 2, (2,), min_new_tokens=least)])
+
+
+# ------------------------------------------------------------------------------------------------ min_new_tokens
+def test_min_new_tokens_equals_generate_greedy_and_seeded(model):
+    """The stop id a plain run ends on is held back for `min_new_tokens`, as `generate(min_new_tokens=...)` holds
+    it back: greedy and seeded sampling, alone and in a batch with speculation on, with its log-probability -inf."""
+    [prompt] = prompts([6], seed=7)
+    tokens, _ = generated(model, prompt, do_sample=False)
+    stop, least = tokens[3], 7
+
+    def reference(**kwargs):
+        output = model.generate(
+            torch.tensor([prompt]),
+            max_new_tokens=NEW,
+            min_new_tokens=least,
+            eos_token_id=stop,
+            pad_token_id=0,
+            **kwargs,
+        )
+        ids = output[0, len(prompt) :].tolist()
+        return ids[: ids.index(stop)] if stop in ids else ids
+
+    expected = reference(do_sample=False)
+    assert len(expected) >= least and expected[:3] == tokens[:3]  # it went on past the stop id
+    torch.manual_seed(3)
+    sampled = reference(do_sample=True, temperature=1.5, top_k=0)
+    requests = [
+        EngineRequest(prompt, NEW, (stop,), min_new_tokens=least, logprobs=2),
+        EngineRequest(prompt, NEW, (stop,), SamplingParams(temperature=1.5, seed=3), min_new_tokens=least),
+        EngineRequest(prompt, NEW, (stop,)),
+        EngineRequest(prompt, NEW, (stop,), min_new_tokens=least),
+    ]
+    (held, stream), (drawn, _), (plain, _), (fast, _) = run(model, requests)
+    assert held == fast == expected and drawn == sampled and plain == tokens[:3]
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt + expected[:least]])).logits[0, len(prompt) - 1 :]
+    for position, record in enumerate(stream.token_logprobs[:least]):
+        assert stop not in [token for token, _ in record.top]
+        reference_row = torch.log_softmax(logits[position].float(), dim=-1)
+        reference_row[stop] = -torch.inf
+        assert record.logprob == pytest.approx(float(torch.log_softmax(reference_row, dim=-1)[record.token]), abs=1e-4)
 
 
 # ------------------------------------------------------------------------------------------------ OpenAI, live

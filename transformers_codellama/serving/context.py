@@ -130,6 +130,7 @@ class Server:
         fields: Fields = GENERIC_FIELDS,
         logprobs: int | None = None,
         prompt_logprobs: bool = False,
+        min_new_tokens: int = 0,
     ) -> Callable[[], Generation]:
         """What starts one choice of a request on this server's engine (for `generation.start_all`)."""
         return lambda: Generation(
@@ -143,6 +144,7 @@ class Server:
             fields=fields,
             logprobs=logprobs,
             prompt_logprobs=prompt_logprobs,
+            min_new_tokens=min_new_tokens,
         )
 
 

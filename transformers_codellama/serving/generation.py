@@ -58,6 +58,7 @@ class Generation:
         fields: The request's field names, for the refusal of a budget the engine cannot run.
         logprobs: None, or how many alternatives each token's `TokenLogprob` lists (`EngineRequest.logprobs`).
         prompt_logprobs: Whether the prompt ids' log-probabilities are wanted (`EngineRequest.prompt_logprobs`).
+        min_new_tokens: The stop ids are held back until this many ids were generated (`EngineRequest.min_new_tokens`).
 
     Raises:
         ServingError: The engine refused the request (400) or its queue is full (503).
@@ -76,6 +77,7 @@ class Generation:
         fields: Fields = GENERIC_FIELDS,
         logprobs: int | None = None,
         prompt_logprobs: bool = False,
+        min_new_tokens: int = 0,
     ) -> None:
         self.prompt = prompt
         self.sampling = sampling
@@ -95,6 +97,7 @@ class Generation:
             sampling=sampling,
             logprobs=logprobs,
             prompt_logprobs=prompt_logprobs,
+            min_new_tokens=min_new_tokens,
         )
         try:
             self._stream = engine.submit(request)
