@@ -378,8 +378,6 @@ class FimRequest(_Strict):
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
 
-    NEUTRAL: ClassVar[dict[str, Any]] = {"min_tokens": 0}
-
 
 # ---------------------------------------------------------------------------------------------------- Ollama
 class OllamaOptions(_Strict):
