@@ -5,6 +5,8 @@ plain greedy loop written from OpenAI's definition of the frequency and presence
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import random
 
 import httpx
@@ -213,6 +215,7 @@ def live(tmp_path_factory):
             "client": openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0),
             "chat": openai.OpenAI(base_url=chat_server.url + "/v1", api_key="none", max_retries=0),
             "url": server.url,
+            "chat_url": chat_server.url,
             "model": reference,
             "tokenizer": tokenizer,
             "chat_model": chat_reference,
@@ -385,3 +388,86 @@ def test_tgi_details_prefill_top_tokens_and_repetition_penalty(live):
         live["url"] + "/generate_stream", json={"inputs": PROMPT, "parameters": {"decoder_input_details": True}}
     )
     assert refused.status_code == 422 and refused.json()["error_type"] == "validation"
+
+
+# ------------------------------------------------------------------------------------------------ llama.cpp, live
+def _pieces(tokenizer, ids):
+    """Each id's bytes as llama.cpp writes a piece (`▁` a space, `<0xNN>` one byte)."""
+    out = []
+    for piece in tokenizer.convert_ids_to_tokens(ids):
+        if len(piece) == 6 and piece.startswith("<0x"):
+            out.append([int(piece[3:5], 16)])
+        else:
+            out.append(list(piece.replace("\u2581", " ").encode()))
+    return out
+
+
+def test_llamacpp_n_probs_are_the_models_greedy_distribution(live):
+    tokenizer, url = live["tokenizer"], live["url"]
+    body = {"prompt": PROMPT, "n_predict": 8, "temperature": 0, "n_probs": 3, "return_tokens": True}
+    result = httpx.post(url + "/completion", json=body, timeout=60).json()
+    prompt_ids = [tokenizer.bos_token_id, *tokenizer.encode(PROMPT, add_special_tokens=False)]
+    generated_ids = greedy(live["model"], prompt_ids, stop=[tokenizer.eos_token_id], max_new_tokens=8)
+    reference = forward_logprobs(live["model"], prompt_ids, generated_ids)
+    entries = result["completion_probabilities"]
+    assert [entry["id"] for entry in entries] == result["tokens"] == generated_ids[: len(entries)]
+    assert len(entries) == result["tokens_predicted"]
+    assert [entry["bytes"] for entry in entries] == _pieces(tokenizer, result["tokens"])
+    for entry, row in zip(entries, reference, strict=False):
+        assert set(entry) == {"id", "token", "bytes", "logprob", "top_logprobs"}
+        assert entry["token"] == bytes(entry["bytes"]).decode("utf-8", "ignore")
+        assert entry["logprob"] == pytest.approx(float(row[entry["id"]]), abs=1e-4)
+        best = torch.topk(row, 3)
+        assert [top["id"] for top in entry["top_logprobs"]] == best.indices.tolist()
+        assert [top["logprob"] for top in entry["top_logprobs"]] == pytest.approx(best.values.tolist(), abs=1e-4)
+        assert [top["bytes"] for top in entry["top_logprobs"]] == _pieces(tokenizer, best.indices.tolist())
+    assert result["generation_settings"]["n_probs"] == 3
+    # Streamed: one entry on each partial chunk, the same values; the final chunk carries none.
+    with httpx.stream("POST", url + "/completion", json={**body, "stream": True}, timeout=60) as stream:
+        events = [json.loads(line.removeprefix("data: ")) for line in stream.iter_lines() if line]
+    streamed = [entry for event in events[:-1] for entry in event["completion_probabilities"]]
+    assert all(len(event["completion_probabilities"]) == 1 for event in events[:-1])
+    assert "completion_probabilities" not in events[-1] and events[-1]["stop"] is True
+    assert [entry["id"] for entry in streamed] == [entry["id"] for entry in entries]
+    assert [entry["logprob"] for entry in streamed] == pytest.approx([entry["logprob"] for entry in entries], abs=1e-6)
+    # post_sampling_probs: the same distribution as probabilities.
+    probs = httpx.post(url + "/completion", json={**body, "post_sampling_probs": True}, timeout=60).json()
+    for entry, logprobs in zip(probs["completion_probabilities"], entries, strict=True):
+        assert set(entry) == {"id", "token", "bytes", "prob", "top_probs"}
+        assert entry["prob"] == pytest.approx(math.exp(logprobs["logprob"]), abs=1e-5)
+        assert [top["prob"] for top in entry["top_probs"]] == pytest.approx(
+            [math.exp(top["logprob"]) for top in logprobs["top_logprobs"]], abs=1e-5
+        )
+    assert "completion_probabilities" not in httpx.post(url + "/completion", json={**body, "n_probs": 0}).json()
+
+
+def test_llamacpp_sampled_probs_are_the_kept_candidates(live):
+    """Sampled with `top_k: 2`: the distribution sampled from is the softmax over the two best logits, so each
+    token lists at most those two, whatever `n_probs` asks, and its probabilities are that softmax."""
+    tokenizer, url = live["tokenizer"], live["url"]
+    body = {"prompt": PROMPT, "n_predict": 6, "temperature": 1.0, "top_k": 2, "top_p": 1.0, "seed": 11}
+    result = httpx.post(
+        url + "/completion", json={**body, "n_probs": 5, "post_sampling_probs": True, "return_tokens": True}
+    ).json()
+    prompt_ids = [tokenizer.bos_token_id, *tokenizer.encode(PROMPT, add_special_tokens=False)]
+    reference = forward_logprobs(live["model"], prompt_ids, result["tokens"])
+    for entry, row in zip(result["completion_probabilities"], reference, strict=True):
+        best = torch.topk(row, 2)
+        kept = torch.softmax(best.values, dim=-1)
+        assert [top["id"] for top in entry["top_probs"]] == best.indices.tolist()
+        assert [top["prob"] for top in entry["top_probs"]] == pytest.approx(kept.tolist(), abs=1e-4)
+        assert entry["id"] in best.indices.tolist()
+    infill = httpx.post(
+        url + "/infill", json={"input_prefix": PROMPT, "input_suffix": "\n", "n_predict": 4, "n_probs": 1}
+    ).json()
+    assert len(infill["completion_probabilities"]) == infill["tokens_predicted"]
+
+
+@pytest.mark.parametrize("value", [-1, "3", 1.5, True])
+def test_llamacpp_bad_n_probs_is_a_400_naming_it(live, value):
+    for path, body in (("/completion", {"prompt": "x"}), ("/infill", {"input_prefix": "", "input_suffix": ""})):
+        response = httpx.post(live["url"] + path, json={**body, "n_probs": value})
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["type"] == "invalid_request_error" and "n_probs" in error["message"]
+        assert "\n" not in error["message"]
