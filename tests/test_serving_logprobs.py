@@ -10,6 +10,7 @@ import math
 import random
 
 import httpx
+import ollama
 import openai
 import pytest
 import torch
@@ -471,3 +472,84 @@ def test_llamacpp_bad_n_probs_is_a_400_naming_it(live, value):
         error = response.json()["error"]
         assert error["type"] == "invalid_request_error" and "n_probs" in error["message"]
         assert "\n" not in error["message"]
+
+
+# ------------------------------------------------------------------------------------------------ Ollama, live
+def test_ollama_generate_logprobs_non_streamed_and_streamed(live):
+    tokenizer = live["tokenizer"]
+    client = ollama.Client(host=live["url"])
+    arguments = {
+        "model": "codellama-test",
+        "prompt": PROMPT,
+        "raw": True,
+        "options": {"temperature": 0, "num_predict": 8},
+        "logprobs": True,
+        "top_logprobs": 3,
+    }
+    response = client.generate(**arguments)
+    prompt_ids = [tokenizer.bos_token_id, *tokenizer.encode(PROMPT, add_special_tokens=False)]
+    generated_ids = greedy(live["model"], prompt_ids, stop=[tokenizer.eos_token_id], max_new_tokens=8)
+    reference = forward_logprobs(live["model"], prompt_ids, generated_ids)
+    entries = response.logprobs
+    assert len(entries) == response.eval_count
+    pieces = [bytes(piece).decode("utf-8", "replace") for piece in _pieces(tokenizer, generated_ids)]
+    assert [entry.token for entry in entries] == pieces[: len(entries)]
+    for entry, row, token in zip(entries, reference, generated_ids, strict=False):
+        assert entry.logprob == pytest.approx(float(row[token]), abs=1e-4)
+        best = torch.topk(row, 3)
+        assert [top.logprob for top in entry.top_logprobs] == pytest.approx(best.values.tolist(), abs=1e-4)
+        expected = [bytes(piece).decode("utf-8", "replace") for piece in _pieces(tokenizer, best.indices.tolist())]
+        assert [top.token for top in entry.top_logprobs] == expected
+    streamed = [entry for chunk in client.generate(**arguments, stream=True) for entry in chunk.logprobs or []]
+    assert [entry.token for entry in streamed] == [entry.token for entry in entries]
+    assert [entry.logprob for entry in streamed] == pytest.approx([entry.logprob for entry in entries], abs=1e-6)
+    # The `ollama` package's models keep `token`, `logprob`, `top_logprobs`; Ollama's `bytes` is on the wire.
+    wire = httpx.post(live["url"] + "/api/generate", json={**arguments, "stream": False}, timeout=60).json()
+    for entry, piece in zip(wire["logprobs"], _pieces(tokenizer, generated_ids), strict=False):
+        assert entry["bytes"] == piece and set(entry) == {"token", "logprob", "bytes", "top_logprobs"}
+    plain = httpx.post(
+        live["url"] + "/api/generate", json={**arguments, "stream": False, "top_logprobs": 0}, timeout=60
+    ).json()
+    assert all("top_logprobs" not in entry for entry in plain["logprobs"])
+    unasked = httpx.post(
+        live["url"] + "/api/generate", json={**arguments, "stream": False, "logprobs": False}, timeout=60
+    ).json()
+    assert "logprobs" not in unasked  # top_logprobs alone asks for nothing, as in Ollama
+
+
+def test_ollama_chat_logprobs_non_streamed_and_streamed(live):
+    tokenizer = live["chat_tokenizer"]
+    client = ollama.Client(host=live["chat_url"])
+    messages = [{"role": "user", "content": "Write a loop."}]
+    arguments = {
+        "model": "codellama-instruct",
+        "messages": messages,
+        "options": {"temperature": 0, "num_predict": 6},
+        "logprobs": True,
+        "top_logprobs": 2,
+    }
+    response = client.chat(**arguments)
+    prompt_ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+    if isinstance(prompt_ids, dict) or hasattr(prompt_ids, "keys"):
+        prompt_ids = prompt_ids["input_ids"]
+    generated_ids = greedy(live["chat_model"], list(prompt_ids), stop=[tokenizer.eos_token_id], max_new_tokens=6)
+    reference = forward_logprobs(live["chat_model"], list(prompt_ids), generated_ids)
+    assert len(response.logprobs) == response.eval_count
+    for entry, row, token in zip(response.logprobs, reference, generated_ids, strict=False):
+        assert entry.logprob == pytest.approx(float(row[token]), abs=1e-4)
+        assert len(entry.top_logprobs) == 2 and entry.top_logprobs[0].logprob == pytest.approx(float(row.max()))
+    streamed = [entry.logprob for chunk in client.chat(**arguments, stream=True) for entry in chunk.logprobs or []]
+    assert streamed == pytest.approx([entry.logprob for entry in response.logprobs], abs=1e-6)
+
+
+@pytest.mark.parametrize("top", [21, -1])
+def test_ollama_top_logprobs_out_of_range_is_ollamas_400(live, top):
+    client = ollama.Client(host=live["url"])
+    with pytest.raises(ollama.ResponseError) as caught:
+        client.generate(model="codellama-test", prompt="x", logprobs=True, top_logprobs=top)
+    assert caught.value.status_code == 400 and caught.value.error == "top_logprobs must be between 0 and 20"
+    response = httpx.post(
+        live["url"] + "/api/chat",
+        json={"model": "codellama-test", "messages": [{"role": "user", "content": "x"}], "top_logprobs": top},
+    )
+    assert response.status_code == 400 and response.json() == {"error": "top_logprobs must be between 0 and 20"}

@@ -439,7 +439,7 @@ class _OllamaRequest(_Strict):
     format: str | dict[str, Any] | None = None
     think: bool | str | None = None
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: int | None = None  # 0..20, checked by the handler with Ollama's message
 
 
 class OllamaGenerateRequest(_OllamaRequest):
@@ -460,8 +460,6 @@ class OllamaGenerateRequest(_OllamaRequest):
     NEUTRAL: ClassVar[dict[str, Any]] = {
         "format": "",
         "think": False,
-        "logprobs": False,
-        "top_logprobs": 0,
         "template": "",
         "context": [],
         "images": [],
@@ -492,8 +490,6 @@ class OllamaChatRequest(_OllamaRequest):
     NEUTRAL: ClassVar[dict[str, Any]] = {
         "format": "",
         "think": False,
-        "logprobs": False,
-        "top_logprobs": 0,
         "tools": [],
     }
 
