@@ -8,7 +8,9 @@ generates up to the server's cap. `/completion` takes a text (an editor template
 its special tokens) or token ids used as given; `-1` or no `n_predict` generates up to the end of the context, at
 most the cap. `n_cmpl` > 1 answers a JSON array. Streams send one partial object per generated
 id, then the final object with `stop: true`, and no `[DONE]` (as llama.cpp). `GET /health` is llama.cpp's too
-(llama.vscode reads its `status`).
+(llama.vscode reads its `status`). `n_probs` > 0 adds `completion_probabilities` (llama.cpp's current shape; with
+`post_sampling_probs`, probabilities): to the result, or per token to each streamed partial object; the values are
+those of the distribution each token was sampled from (`probabilities`).
 """
 
 from __future__ import annotations
