@@ -553,3 +553,30 @@ def test_ollama_top_logprobs_out_of_range_is_ollamas_400(live, top):
         json={"model": "codellama-test", "messages": [{"role": "user", "content": "x"}], "top_logprobs": top},
     )
     assert response.status_code == 400 and response.json() == {"error": "top_logprobs must be between 0 and 20"}
+
+
+def test_openai_alternatives_outside_the_nucleus_are_left_out(live):
+    """A nucleus of one token (`top_p` tiny) leaves the other alternatives at -inf, which JSON cannot carry: each
+    token lists only itself, at log-probability 0, in completions and chat, streamed or not."""
+    arguments = {"model": "codellama-test", "prompt": PROMPT, "max_tokens": 3, "temperature": 1.0, "top_p": 1e-6}
+    choice = live["client"].completions.create(**arguments, logprobs=5).choices[0]
+    assert choice.logprobs.token_logprobs == [0.0] * 3
+    assert [list(top.values()) for top in choice.logprobs.top_logprobs] == [[0.0]] * 3
+    streamed = [
+        top
+        for chunk in live["client"].completions.create(**arguments, logprobs=5, stream=True)
+        if chunk.choices and chunk.choices[0].logprobs is not None
+        for top in chunk.choices[0].logprobs.top_logprobs
+    ]
+    assert streamed == choice.logprobs.top_logprobs
+    chat = live["chat"].chat.completions.create(
+        model="codellama-instruct",
+        messages=[{"role": "user", "content": "x"}],
+        max_tokens=3,
+        temperature=1.0,
+        top_p=1e-6,
+        logprobs=True,
+        top_logprobs=5,
+    )
+    for entry in chat.choices[0].logprobs.content:
+        assert entry.logprob == 0.0 and [top.logprob for top in entry.top_logprobs] == [0.0]

@@ -11,7 +11,8 @@ one new module and one entry in that list. The helpers below take the protocol's
 * `up_to_context`: the budget of a request that set none (llama.cpp's and Ollama's -1): the rest of the context;
 * `streamed`: a streamed response of the protocol's events (server-sent events, or Ollama's JSON lines), cancelled
   when the client leaves, ended by an error event in the protocol's shape when generation fails;
-* `piece_bytes` and `chances`: a token's bytes, and a `TokenLogprob` as the (id, bytes, log-probability) of the chosen
+* `sampled_alternatives`, `piece_bytes` and `chances`: a record's alternatives the sampled distribution gave a
+  chance, a token's bytes, and a `TokenLogprob` as the (id, bytes, log-probability) of the chosen
   token and its alternatives, for the protocols whose log-probabilities carry bytes (llama.cpp's, Ollama's).
 """
 
@@ -205,11 +206,17 @@ class Chance(NamedTuple):
     logprob: float
 
 
+def sampled_alternatives(record: TokenLogprob) -> list[tuple[int, float]]:
+    """`record.top` without the ids the distribution sampled from gave no chance (-inf: outside the top-k / top-p
+    nucleus), which no client could read back (JSON has no -inf)."""
+    return [(token, value) for token, value in record.top if value != -math.inf]
+
+
 def chances(tokenizer: Tokenizer, record: TokenLogprob) -> tuple[Chance, list[Chance]]:
     """The chosen token of `record` and its alternatives, most likely first. Alternatives the distribution sampled
     from gave no chance (-inf: outside the top-k / top-p nucleus) are left out, so a request may get fewer than it
     asked for, as llama.cpp lists only the candidates its samplers kept."""
-    kept = [(token, value) for token, value in record.top if value != -math.inf]
+    kept = sampled_alternatives(record)
     pieces = piece_bytes(tokenizer, [record.token, *(token for token, _ in kept)])
     values = [record.logprob, *(value for _, value in kept)]
     ids = [record.token, *(token for token, _ in kept)]
@@ -226,6 +233,7 @@ __all__ = [
     "infilling",
     "piece_bytes",
     "refuse_unsupported",
+    "sampled_alternatives",
     "streamed",
     "text_prompt",
     "up_to_context",
