@@ -580,3 +580,12 @@ def test_openai_alternatives_outside_the_nucleus_are_left_out(live):
     )
     for entry in chat.choices[0].logprobs.content:
         assert entry.logprob == 0.0 and [top.logprob for top in entry.top_logprobs] == [0.0]
+    # TGI's `top_tokens` too.
+    details = httpx.post(
+        live["url"] + "/generate",
+        json={
+            "inputs": PROMPT,
+            "parameters": {"max_new_tokens": 3, "do_sample": True, "top_p": 1e-6, "details": True, "top_n_tokens": 5},
+        },
+    ).json()["details"]
+    assert [[top["logprob"] for top in tops] for tops in details["top_tokens"]] == [[0.0]] * len(details["tokens"])
