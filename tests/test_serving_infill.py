@@ -156,7 +156,7 @@ def test_infill_refusals_in_llama_cpp_shape(setup):
         ({"input_prefix": "", "input_suffix": "", "input_extra": [{}]}, "input_extra.0.text"),
         ({"input_prefix": "", "input_suffix": "", "input_extra": [{"filename": 123, "text": "x"}]}, "filename"),
         ({"input_prefix": "", "input_suffix": "", "n_predict": -5}, "n_predict"),
-        ({"input_prefix": "", "input_suffix": "", "n_probs": 3}, "n_probs"),
+        ({"input_prefix": "", "input_suffix": "", "n_probs": -1}, "n_probs"),
         ({"input_prefix": "", "input_suffix": "", "n_cmpl": 100}, "n_cmpl"),
     ]:
         response = httpx.post(url, json=body)

@@ -64,7 +64,7 @@ def test_completion_of_text_template_and_ids(setup, meta):
 
 def test_completion_refusals(setup):
     url = setup["url"] + "/completion"
-    for field, value in (("n_probs", 3), ("repeat_penalty", 1.1)):
+    for field, value in (("repeat_penalty", 1.1), ("mirostat", 2)):
         response = httpx.post(url, json={"prompt": "x", field: value})
         assert response.status_code == 400
         assert response.json()["error"]["message"] == f"{field} is not supported by this server"

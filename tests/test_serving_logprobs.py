@@ -5,9 +5,12 @@ plain greedy loop written from OpenAI's definition of the frequency and presence
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import random
 
 import httpx
+import ollama
 import openai
 import pytest
 import torch
@@ -154,6 +157,50 @@ def test_bad_penalties_and_logprobs_are_refused(model):
             run(model, [EngineRequest([1, 5], 2, (), sampling)])
     with pytest.raises(ValueError, match="logprobs"):
         run(model, [EngineRequest([1, 5], 2, (), logprobs=-1)])
+    for least in (-1, 3, True, 1.5):
+        with pytest.raises(ValueError, match=r"min_new_tokens must be an integer in \[0, max_new_tokens \(2\)\]"):
+            run(model, [EngineRequest([1, 5], 2, (2,), min_new_tokens=least)])
+
+
+# ------------------------------------------------------------------------------------------------ min_new_tokens
+def test_min_new_tokens_equals_generate_greedy_and_seeded(model):
+    """The stop id a plain run ends on is held back for `min_new_tokens`, as `generate(min_new_tokens=...)` holds
+    it back: greedy and seeded sampling, alone and in a batch with speculation on, with its log-probability -inf."""
+    [prompt] = prompts([6], seed=7)
+    tokens, _ = generated(model, prompt, do_sample=False)
+    stop, least = tokens[3], 7
+
+    def reference(**kwargs):
+        output = model.generate(
+            torch.tensor([prompt]),
+            max_new_tokens=NEW,
+            min_new_tokens=least,
+            eos_token_id=stop,
+            pad_token_id=0,
+            **kwargs,
+        )
+        ids = output[0, len(prompt) :].tolist()
+        return ids[: ids.index(stop)] if stop in ids else ids
+
+    expected = reference(do_sample=False)
+    assert len(expected) >= least and expected[:3] == tokens[:3]  # it went on past the stop id
+    torch.manual_seed(3)
+    sampled = reference(do_sample=True, temperature=1.5, top_k=0)
+    requests = [
+        EngineRequest(prompt, NEW, (stop,), min_new_tokens=least, logprobs=2),
+        EngineRequest(prompt, NEW, (stop,), SamplingParams(temperature=1.5, seed=3), min_new_tokens=least),
+        EngineRequest(prompt, NEW, (stop,)),
+        EngineRequest(prompt, NEW, (stop,), min_new_tokens=least),
+    ]
+    (held, stream), (drawn, _), (plain, _), (fast, _) = run(model, requests)
+    assert held == fast == expected and drawn == sampled and plain == tokens[:3]
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt + expected[:least]])).logits[0, len(prompt) - 1 :]
+    for position, record in enumerate(stream.token_logprobs[:least]):
+        assert stop not in [token for token, _ in record.top]
+        reference_row = torch.log_softmax(logits[position].float(), dim=-1)
+        reference_row[stop] = -torch.inf
+        assert record.logprob == pytest.approx(float(torch.log_softmax(reference_row, dim=-1)[record.token]), abs=1e-4)
 
 
 # ------------------------------------------------------------------------------------------------ OpenAI, live
@@ -169,6 +216,7 @@ def live(tmp_path_factory):
             "client": openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0),
             "chat": openai.OpenAI(base_url=chat_server.url + "/v1", api_key="none", max_retries=0),
             "url": server.url,
+            "chat_url": chat_server.url,
             "model": reference,
             "tokenizer": tokenizer,
             "chat_model": chat_reference,
@@ -341,3 +389,203 @@ def test_tgi_details_prefill_top_tokens_and_repetition_penalty(live):
         live["url"] + "/generate_stream", json={"inputs": PROMPT, "parameters": {"decoder_input_details": True}}
     )
     assert refused.status_code == 422 and refused.json()["error_type"] == "validation"
+
+
+# ------------------------------------------------------------------------------------------------ llama.cpp, live
+def _pieces(tokenizer, ids):
+    """Each id's bytes as llama.cpp writes a piece (`▁` a space, `<0xNN>` one byte)."""
+    out = []
+    for piece in tokenizer.convert_ids_to_tokens(ids):
+        if len(piece) == 6 and piece.startswith("<0x"):
+            out.append([int(piece[3:5], 16)])
+        else:
+            out.append(list(piece.replace("\u2581", " ").encode()))
+    return out
+
+
+def test_llamacpp_n_probs_are_the_models_greedy_distribution(live):
+    tokenizer, url = live["tokenizer"], live["url"]
+    body = {"prompt": PROMPT, "n_predict": 8, "temperature": 0, "n_probs": 3, "return_tokens": True}
+    result = httpx.post(url + "/completion", json=body, timeout=60).json()
+    prompt_ids = [tokenizer.bos_token_id, *tokenizer.encode(PROMPT, add_special_tokens=False)]
+    generated_ids = greedy(live["model"], prompt_ids, stop=[tokenizer.eos_token_id], max_new_tokens=8)
+    reference = forward_logprobs(live["model"], prompt_ids, generated_ids)
+    entries = result["completion_probabilities"]
+    assert [entry["id"] for entry in entries] == result["tokens"] == generated_ids[: len(entries)]
+    assert len(entries) == result["tokens_predicted"]
+    assert [entry["bytes"] for entry in entries] == _pieces(tokenizer, result["tokens"])
+    for entry, row in zip(entries, reference, strict=False):
+        assert set(entry) == {"id", "token", "bytes", "logprob", "top_logprobs"}
+        assert entry["token"] == bytes(entry["bytes"]).decode("utf-8", "ignore")
+        assert entry["logprob"] == pytest.approx(float(row[entry["id"]]), abs=1e-4)
+        best = torch.topk(row, 3)
+        assert [top["id"] for top in entry["top_logprobs"]] == best.indices.tolist()
+        assert [top["logprob"] for top in entry["top_logprobs"]] == pytest.approx(best.values.tolist(), abs=1e-4)
+        assert [top["bytes"] for top in entry["top_logprobs"]] == _pieces(tokenizer, best.indices.tolist())
+    assert result["generation_settings"]["n_probs"] == 3
+    # Streamed: one entry on each partial chunk, the same values; the final chunk carries none.
+    with httpx.stream("POST", url + "/completion", json={**body, "stream": True}, timeout=60) as stream:
+        events = [json.loads(line.removeprefix("data: ")) for line in stream.iter_lines() if line]
+    streamed = [entry for event in events[:-1] for entry in event["completion_probabilities"]]
+    assert all(len(event["completion_probabilities"]) == 1 for event in events[:-1])
+    assert "completion_probabilities" not in events[-1] and events[-1]["stop"] is True
+    assert [entry["id"] for entry in streamed] == [entry["id"] for entry in entries]
+    assert [entry["logprob"] for entry in streamed] == pytest.approx([entry["logprob"] for entry in entries], abs=1e-6)
+    # post_sampling_probs: the same distribution as probabilities.
+    probs = httpx.post(url + "/completion", json={**body, "post_sampling_probs": True}, timeout=60).json()
+    for entry, logprobs in zip(probs["completion_probabilities"], entries, strict=True):
+        assert set(entry) == {"id", "token", "bytes", "prob", "top_probs"}
+        assert entry["prob"] == pytest.approx(math.exp(logprobs["logprob"]), abs=1e-5)
+        assert [top["prob"] for top in entry["top_probs"]] == pytest.approx(
+            [math.exp(top["logprob"]) for top in logprobs["top_logprobs"]], abs=1e-5
+        )
+    assert "completion_probabilities" not in httpx.post(url + "/completion", json={**body, "n_probs": 0}).json()
+
+
+def test_llamacpp_sampled_probs_are_the_kept_candidates(live):
+    """Sampled with `top_k: 2`: the distribution sampled from is the softmax over the two best logits, so each
+    token lists at most those two, whatever `n_probs` asks, and its probabilities are that softmax."""
+    tokenizer, url = live["tokenizer"], live["url"]
+    body = {"prompt": PROMPT, "n_predict": 6, "temperature": 1.0, "top_k": 2, "top_p": 1.0, "seed": 11}
+    result = httpx.post(
+        url + "/completion", json={**body, "n_probs": 5, "post_sampling_probs": True, "return_tokens": True}
+    ).json()
+    prompt_ids = [tokenizer.bos_token_id, *tokenizer.encode(PROMPT, add_special_tokens=False)]
+    reference = forward_logprobs(live["model"], prompt_ids, result["tokens"])
+    for entry, row in zip(result["completion_probabilities"], reference, strict=True):
+        best = torch.topk(row, 2)
+        kept = torch.softmax(best.values, dim=-1)
+        assert [top["id"] for top in entry["top_probs"]] == best.indices.tolist()
+        assert [top["prob"] for top in entry["top_probs"]] == pytest.approx(kept.tolist(), abs=1e-4)
+        assert entry["id"] in best.indices.tolist()
+    infill = httpx.post(
+        url + "/infill", json={"input_prefix": PROMPT, "input_suffix": "\n", "n_predict": 4, "n_probs": 1}
+    ).json()
+    assert len(infill["completion_probabilities"]) == infill["tokens_predicted"]
+
+
+@pytest.mark.parametrize("value", [-1, "3", 1.5, True])
+def test_llamacpp_bad_n_probs_is_a_400_naming_it(live, value):
+    for path, body in (("/completion", {"prompt": "x"}), ("/infill", {"input_prefix": "", "input_suffix": ""})):
+        response = httpx.post(live["url"] + path, json={**body, "n_probs": value})
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["type"] == "invalid_request_error" and "n_probs" in error["message"]
+        assert "\n" not in error["message"]
+
+
+# ------------------------------------------------------------------------------------------------ Ollama, live
+def test_ollama_generate_logprobs_non_streamed_and_streamed(live):
+    tokenizer = live["tokenizer"]
+    client = ollama.Client(host=live["url"])
+    arguments = {
+        "model": "codellama-test",
+        "prompt": PROMPT,
+        "raw": True,
+        "options": {"temperature": 0, "num_predict": 8},
+        "logprobs": True,
+        "top_logprobs": 3,
+    }
+    response = client.generate(**arguments)
+    prompt_ids = [tokenizer.bos_token_id, *tokenizer.encode(PROMPT, add_special_tokens=False)]
+    generated_ids = greedy(live["model"], prompt_ids, stop=[tokenizer.eos_token_id], max_new_tokens=8)
+    reference = forward_logprobs(live["model"], prompt_ids, generated_ids)
+    entries = response.logprobs
+    assert len(entries) == response.eval_count
+    pieces = [bytes(piece).decode("utf-8", "replace") for piece in _pieces(tokenizer, generated_ids)]
+    assert [entry.token for entry in entries] == pieces[: len(entries)]
+    for entry, row, token in zip(entries, reference, generated_ids, strict=False):
+        assert entry.logprob == pytest.approx(float(row[token]), abs=1e-4)
+        best = torch.topk(row, 3)
+        assert [top.logprob for top in entry.top_logprobs] == pytest.approx(best.values.tolist(), abs=1e-4)
+        expected = [bytes(piece).decode("utf-8", "replace") for piece in _pieces(tokenizer, best.indices.tolist())]
+        assert [top.token for top in entry.top_logprobs] == expected
+    streamed = [entry for chunk in client.generate(**arguments, stream=True) for entry in chunk.logprobs or []]
+    assert [entry.token for entry in streamed] == [entry.token for entry in entries]
+    assert [entry.logprob for entry in streamed] == pytest.approx([entry.logprob for entry in entries], abs=1e-6)
+    # The `ollama` package's models keep `token`, `logprob`, `top_logprobs`; Ollama's `bytes` is on the wire.
+    wire = httpx.post(live["url"] + "/api/generate", json={**arguments, "stream": False}, timeout=60).json()
+    for entry, piece in zip(wire["logprobs"], _pieces(tokenizer, generated_ids), strict=False):
+        assert entry["bytes"] == piece and set(entry) == {"token", "logprob", "bytes", "top_logprobs"}
+    plain = httpx.post(
+        live["url"] + "/api/generate", json={**arguments, "stream": False, "top_logprobs": 0}, timeout=60
+    ).json()
+    assert all("top_logprobs" not in entry for entry in plain["logprobs"])
+    unasked = httpx.post(
+        live["url"] + "/api/generate", json={**arguments, "stream": False, "logprobs": False}, timeout=60
+    ).json()
+    assert "logprobs" not in unasked  # top_logprobs alone asks for nothing, as in Ollama
+
+
+def test_ollama_chat_logprobs_non_streamed_and_streamed(live):
+    tokenizer = live["chat_tokenizer"]
+    client = ollama.Client(host=live["chat_url"])
+    messages = [{"role": "user", "content": "Write a loop."}]
+    arguments = {
+        "model": "codellama-instruct",
+        "messages": messages,
+        "options": {"temperature": 0, "num_predict": 6},
+        "logprobs": True,
+        "top_logprobs": 2,
+    }
+    response = client.chat(**arguments)
+    prompt_ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+    if isinstance(prompt_ids, dict) or hasattr(prompt_ids, "keys"):
+        prompt_ids = prompt_ids["input_ids"]
+    generated_ids = greedy(live["chat_model"], list(prompt_ids), stop=[tokenizer.eos_token_id], max_new_tokens=6)
+    reference = forward_logprobs(live["chat_model"], list(prompt_ids), generated_ids)
+    assert len(response.logprobs) == response.eval_count
+    for entry, row, token in zip(response.logprobs, reference, generated_ids, strict=False):
+        assert entry.logprob == pytest.approx(float(row[token]), abs=1e-4)
+        assert len(entry.top_logprobs) == 2 and entry.top_logprobs[0].logprob == pytest.approx(float(row.max()))
+    streamed = [entry.logprob for chunk in client.chat(**arguments, stream=True) for entry in chunk.logprobs or []]
+    assert streamed == pytest.approx([entry.logprob for entry in response.logprobs], abs=1e-6)
+
+
+@pytest.mark.parametrize("top", [21, -1])
+def test_ollama_top_logprobs_out_of_range_is_ollamas_400(live, top):
+    client = ollama.Client(host=live["url"])
+    with pytest.raises(ollama.ResponseError) as caught:
+        client.generate(model="codellama-test", prompt="x", logprobs=True, top_logprobs=top)
+    assert caught.value.status_code == 400 and caught.value.error == "top_logprobs must be between 0 and 20"
+    response = httpx.post(
+        live["url"] + "/api/chat",
+        json={"model": "codellama-test", "messages": [{"role": "user", "content": "x"}], "top_logprobs": top},
+    )
+    assert response.status_code == 400 and response.json() == {"error": "top_logprobs must be between 0 and 20"}
+
+
+def test_openai_alternatives_outside_the_nucleus_are_left_out(live):
+    """A nucleus of one token (`top_p` tiny) leaves the other alternatives at -inf, which JSON cannot carry: each
+    token lists only itself, at log-probability 0, in completions and chat, streamed or not."""
+    arguments = {"model": "codellama-test", "prompt": PROMPT, "max_tokens": 3, "temperature": 1.0, "top_p": 1e-6}
+    choice = live["client"].completions.create(**arguments, logprobs=5).choices[0]
+    assert choice.logprobs.token_logprobs == [0.0] * 3
+    assert [list(top.values()) for top in choice.logprobs.top_logprobs] == [[0.0]] * 3
+    streamed = [
+        top
+        for chunk in live["client"].completions.create(**arguments, logprobs=5, stream=True)
+        if chunk.choices and chunk.choices[0].logprobs is not None
+        for top in chunk.choices[0].logprobs.top_logprobs
+    ]
+    assert streamed == choice.logprobs.top_logprobs
+    chat = live["chat"].chat.completions.create(
+        model="codellama-instruct",
+        messages=[{"role": "user", "content": "x"}],
+        max_tokens=3,
+        temperature=1.0,
+        top_p=1e-6,
+        logprobs=True,
+        top_logprobs=5,
+    )
+    for entry in chat.choices[0].logprobs.content:
+        assert entry.logprob == 0.0 and [top.logprob for top in entry.top_logprobs] == [0.0]
+    # TGI's `top_tokens` too.
+    details = httpx.post(
+        live["url"] + "/generate",
+        json={
+            "inputs": PROMPT,
+            "parameters": {"max_new_tokens": 3, "do_sample": True, "top_p": 1e-6, "details": True, "top_n_tokens": 5},
+        },
+    ).json()["details"]
+    assert [[top["logprob"] for top in tops] for tops in details["top_tokens"]] == [[0.0]] * len(details["tokens"])

@@ -164,12 +164,48 @@ def test_mistral_fim_complete_and_stream(setup, meta):
         == client.fim.complete(**seeded).choices[0].message.content
     )
     with pytest.raises(SDKError) as refused:
-        client.fim.complete(model="codellama:7b-code", prompt=PREFIX, suffix=SUFFIX, min_tokens=4)
-    assert refused.value.status_code == 400 and "min_tokens" in refused.value.body
+        client.fim.complete(model="codellama:7b-code", prompt=PREFIX, suffix=SUFFIX, max_tokens=4, min_tokens=5)
+    assert refused.value.status_code == 400 and "min_tokens (5) must be at most max_tokens (4)" in refused.value.body
     assert (
         httpx.post(setup["url"] + "/v1/fim/completions", json={"model": "x", "prompt": "y"}).json()["error"]["code"]
         == "model_not_found"
     )
+
+
+def test_mistral_min_tokens_is_generates_min_new_tokens(tmp_path, meta):
+    """`min_tokens` holds back `▁<EOT>` and `</s>` as `generate(min_new_tokens=...)` does, on Meta's infilling ids.
+
+    The model (a `transition_model`) ends every middle at once (`▁<MID>` -> `▁<EOT>`) and has `a` as its second
+    choice after `▁<MID>`, then walks `a -> b -> c -> ▁<EOT>`: with `min_tokens: 3` the middle is `a b c`."""
+    import torch
+    from tiny_checkpoints import save_checkpoint, tiny_config, transition_model
+
+    a, b, c = (meta.sp.piece_to_id(piece) for piece in ("▁alpha", "▁beta", "▁return"))
+    assert meta.sp.unk_id() not in (a, b, c)
+    mid = meta.sp.piece_to_id("▁<MID>")
+    config = tiny_config(vocab_size=meta.sp.get_piece_size(), supports_infilling=True)
+    model = transition_model(config, {mid: meta.eot, a: b, b: c, c: meta.eot})
+    with torch.no_grad():
+        model.lm_head.weight[a, 0] = 0.5  # axis 0 is `▁<MID>`'s: `a` second after it
+    checkpoint = save_checkpoint(tmp_path / "held", model)
+    ids = meta.infilling_ids(PREFIX, SUFFIX)
+    output = model.generate(
+        torch.tensor([ids]), do_sample=False, max_new_tokens=MAX, min_new_tokens=3, eos_token_id=[meta.eot, meta.eos]
+    )
+    assert output[0, len(ids) :].tolist() == [a, b, c, meta.eot]
+    server, _, _ = serve(checkpoint, model_name="codellama:7b-code")
+    with server:
+        client = Mistral(api_key="none", server_url=server.url)
+        arguments = {"model": "codellama:7b-code", "prompt": PREFIX, "suffix": SUFFIX, "max_tokens": MAX}
+        plain = client.fim.complete(**arguments, temperature=0)
+        assert plain.choices[0].message.content == "" and plain.usage.completion_tokens == 0
+        response = client.fim.complete(**arguments, temperature=0, min_tokens=3)
+        assert response.usage.completion_tokens == 3 and response.choices[0].finish_reason == "stop"
+        assert response.choices[0].message.content == meta.decode_infilling([a, b, c])
+        events = list(client.fim.stream(**arguments, temperature=0, min_tokens=3))
+        assert "".join(event.data.choices[0].delta.content or "" for event in events) == meta.decode_infilling(
+            [a, b, c]
+        )
 
 
 def test_mistral_penalties_are_openais(setup, meta):

@@ -10,15 +10,19 @@ one new module and one entry in that list. The helpers below take the protocol's
 * `infilling`: the infilling prompt of a prefix and a suffix, refused on models that cannot infill;
 * `up_to_context`: the budget of a request that set none (llama.cpp's and Ollama's -1): the rest of the context;
 * `streamed`: a streamed response of the protocol's events (server-sent events, or Ollama's JSON lines), cancelled
-  when the client leaves, ended by an error event in the protocol's shape when generation fails.
+  when the client leaves, ended by an error event in the protocol's shape when generation fails;
+* `sampled_alternatives`, `piece_bytes` and `chances`: a record's alternatives the sampled distribution gave a
+  chance, a token's bytes, and a `TokenLogprob` as the (id, bytes, log-probability) of the chosen
+  token and its alternatives, for the protocols whose log-probabilities carry bytes (llama.cpp's, Ollama's).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
@@ -26,10 +30,15 @@ from starlette.responses import StreamingResponse
 
 from ..stopping import COMPLETE, INFILL
 from .context import Server, note_usage
+from .engine_api import Tokenizer
 from .errors import ErrorShape, Fields, ServingError
 from .generation import Generation, event_stream, sse_event, watch_disconnect
 from .prompts import Prompt, check_fits, completion_prompt, infilling_prompt, split_infilling
 from .protocol import unsupported_fields
+from .sampling import TokenLogprob
+
+# float32's lowest value: what llama.cpp sends for log(0), which JSON cannot hold (-inf has no JSON spelling).
+LOWEST_LOGPROB = -3.4028234663852886e38
 
 
 @dataclass(frozen=True)
@@ -175,4 +184,57 @@ def streamed(
     return event_stream(guarded(), media_type)
 
 
-__all__ = ["Adapter", "ids_prompt", "infilling", "refuse_unsupported", "streamed", "text_prompt", "up_to_context"]
+def piece_bytes(tokenizer: Tokenizer, token_ids: Sequence[int]) -> list[bytes]:
+    """The bytes each token stands for, as llama.cpp's `token_to_piece` writes them: SentencePiece's `▁` is a space,
+    a byte token `<0xNN>` its one byte (special tokens are their text, `</s>`)."""
+    pieces = []
+    for piece in tokenizer.convert_ids_to_tokens(list(token_ids)):
+        token = str(piece)
+        if len(token) == 6 and token.startswith("<0x") and token.endswith(">"):
+            pieces.append(bytes([int(token[3:5], 16)]))
+        else:
+            pieces.append(token.replace("\u2581", " ").encode())
+    return pieces
+
+
+class Chance(NamedTuple):
+    """One token of a log-probability record: its id, its bytes (`piece_bytes`) and its log-probability (never -inf:
+    `LOWEST_LOGPROB` stands for it)."""
+
+    id: int
+    piece: bytes
+    logprob: float
+
+
+def sampled_alternatives(record: TokenLogprob) -> list[tuple[int, float]]:
+    """`record.top` without the ids the distribution sampled from gave no chance (-inf: outside the top-k / top-p
+    nucleus), which no client could read back (JSON has no -inf)."""
+    return [(token, value) for token, value in record.top if value != -math.inf]
+
+
+def chances(tokenizer: Tokenizer, record: TokenLogprob) -> tuple[Chance, list[Chance]]:
+    """The chosen token of `record` and its alternatives, most likely first. Alternatives the distribution sampled
+    from gave no chance (-inf: outside the top-k / top-p nucleus) are left out, so a request may get fewer than it
+    asked for, as llama.cpp lists only the candidates its samplers kept."""
+    kept = sampled_alternatives(record)
+    pieces = piece_bytes(tokenizer, [record.token, *(token for token, _ in kept)])
+    values = [record.logprob, *(value for _, value in kept)]
+    ids = [record.token, *(token for token, _ in kept)]
+    shown = [Chance(i, piece, max(value, LOWEST_LOGPROB)) for i, piece, value in zip(ids, pieces, values, strict=True)]
+    return shown[0], shown[1:]
+
+
+__all__ = [
+    "LOWEST_LOGPROB",
+    "Adapter",
+    "Chance",
+    "chances",
+    "ids_prompt",
+    "infilling",
+    "piece_bytes",
+    "refuse_unsupported",
+    "sampled_alternatives",
+    "streamed",
+    "text_prompt",
+    "up_to_context",
+]

@@ -303,12 +303,19 @@ class Engine:
 
         Raises:
             ValueError: the prompt is empty or holds ids outside the vocabulary, `max_new_tokens` is negative,
-                prompt + `max_new_tokens` exceeds `max_context`, or a sampling value is out of range.
+                prompt + `max_new_tokens` exceeds `max_context`, `min_new_tokens` is outside [0, `max_new_tokens`], or
+                a sampling value is out of range.
             EngineBusy: `max_queue` requests are waiting already.
         """
         self._check(request)
         stream = EngineStream(self, request, asyncio.get_running_loop())
-        stream._chooser = TokenChooser(request.sampling, request.prompt_ids, request.logprobs)
+        stream._chooser = TokenChooser(
+            request.sampling,
+            request.prompt_ids,
+            request.logprobs,
+            stop_ids=request.stop_ids,
+            min_new_tokens=request.min_new_tokens,
+        )
         if self.speculation is not None and stream._chooser.drafts:
             stream._lookup = NgramIndex(request.prompt_ids, self.speculation.ngram)
         with self._condition:
@@ -341,6 +348,9 @@ class Engine:
         logprobs = request.logprobs
         if logprobs is not None and (isinstance(logprobs, bool) or not isinstance(logprobs, int) or logprobs < 0):
             raise ValueError(f"logprobs must be an integer >= 0 or None; got {logprobs!r}")
+        least = request.min_new_tokens
+        if isinstance(least, bool) or not isinstance(least, int) or not 0 <= least <= budget:
+            raise ValueError(f"min_new_tokens must be an integer in [0, max_new_tokens ({budget})]; got {least!r}")
 
     def _cancelled(self, stream: EngineStream) -> None:
         """A stream was cancelled: drop it from the queue now if it waits there, else wake the scheduler."""

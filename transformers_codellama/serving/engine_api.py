@@ -44,6 +44,8 @@ class EngineRequest:
             most likely alternatives, from the distribution it was chosen from (`sampling` module docstring).
         prompt_logprobs: the log-probability of each prompt id after the ids before it, from the raw logits of the
             prefill's own forward (the prefix cache is then not used for this prompt).
+        min_new_tokens: the stop ids are held back (their scores -inf, transformers' `MinNewTokensLengthLogitsProcessor`)
+            until this many tokens were generated; 0 <= `min_new_tokens` <= `max_new_tokens`.
     """
 
     prompt_ids: list[int]
@@ -52,6 +54,7 @@ class EngineRequest:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     logprobs: int | None = None
     prompt_logprobs: bool = False
+    min_new_tokens: int = 0
 
 
 class TokenStream(Protocol):

@@ -57,6 +57,7 @@ class ChoiceRequest:
         fields: The request's field names, for the refusal of a budget the engine cannot run.
         logprobs: None, or how many alternatives each token's `TokenLogprob` lists (`EngineRequest.logprobs`).
         prompt_logprobs: Whether the prompt ids' log-probabilities are wanted (`EngineRequest.prompt_logprobs`).
+        min_new_tokens: The stop ids are held back until this many ids were generated (`EngineRequest.min_new_tokens`).
     """
 
     prompt: Prompt
@@ -67,6 +68,7 @@ class ChoiceRequest:
     fields: Fields = GENERIC_FIELDS
     logprobs: int | None = None
     prompt_logprobs: bool = False
+    min_new_tokens: int = 0
 
 
 class Generation:
@@ -101,6 +103,7 @@ class Generation:
             sampling=choice.sampling,
             logprobs=choice.logprobs,
             prompt_logprobs=choice.prompt_logprobs,
+            min_new_tokens=choice.min_new_tokens,
         )
         try:
             self._stream = engine.submit(request)

@@ -8,11 +8,14 @@ generates up to the server's cap. `/completion` takes a text (an editor template
 its special tokens) or token ids used as given; `-1` or no `n_predict` generates up to the end of the context, at
 most the cap. `n_cmpl` > 1 answers a JSON array. Streams send one partial object per generated
 id, then the final object with `stop: true`, and no `[DONE]` (as llama.cpp). `GET /health` is llama.cpp's too
-(llama.vscode reads its `status`).
+(llama.vscode reads its `status`). `n_probs` > 0 adds `completion_probabilities` (llama.cpp's current shape; with
+`post_sampling_probs`, probabilities): to the result, or per token to each streamed partial object; the values are
+those of the distribution each token was sampled from (`probabilities`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Literal
 
@@ -20,7 +23,17 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from .. import __version__
-from .adapter import Adapter, ids_prompt, infilling, refuse_unsupported, streamed, text_prompt, up_to_context
+from .adapter import (
+    Adapter,
+    chances,
+    ids_prompt,
+    infilling,
+    piece_bytes,
+    refuse_unsupported,
+    streamed,
+    text_prompt,
+    up_to_context,
+)
 from .context import Server, run_to_end, sampling_params, server_of
 from .errors import LLAMACPP, Fields, ServingError
 from .generation import HELD_TEXT, ChoiceRequest, Generation, merged, sse_event
@@ -32,6 +45,7 @@ from .protocol import (
     LlamaCppOptions,
     TokenizeRequest,
 )
+from .sampling import TokenLogprob
 
 router = APIRouter()
 ADAPTER = Adapter(router, errors=LLAMACPP)
@@ -69,7 +83,7 @@ def _timings(generation: Generation) -> dict[str, Any]:
 def _final(server: Server, body: LlamaCppOptions, index: int, generation: Generation, *, streamed: bool) -> dict:
     """llama.cpp's final result object (in a stream its `content` is "": the text went out in the partial chunks)."""
     seed = generation.sampling.seed
-    return {
+    result: dict[str, Any] = {
         "index": index,
         "content": "" if streamed else generation.text,
         "tokens": [] if streamed or not body.return_tokens else list(generation.token_ids),
@@ -89,6 +103,8 @@ def _final(server: Server, body: LlamaCppOptions, index: int, generation: Genera
             "stop": list(body.stop),
             "samplers": SAMPLERS,
             "stream": body.stream,
+            "n_probs": body.n_probs,
+            "post_sampling_probs": body.post_sampling_probs,
         },
         "prompt": server.tokenizer.decode(generation.prompt.ids),
         "has_new_line": "\n" in generation.text,
@@ -98,6 +114,48 @@ def _final(server: Server, body: LlamaCppOptions, index: int, generation: Genera
         "tokens_cached": generation.cached_tokens,
         "timings": _timings(generation),
     }
+    if body.n_probs and not streamed:
+        result["completion_probabilities"] = probabilities(
+            server, body, generation.token_logprobs[: generation.completion_tokens]
+        )
+    return result
+
+
+def _utf8(piece: bytes) -> str:
+    """A token's text as llama.cpp sends it in `completion_probabilities`: its bytes without an incomplete UTF-8
+    character (a byte token's text is then "", its `bytes` say what it is)."""
+    return piece.decode("utf-8", errors="ignore")
+
+
+def probabilities(server: Server, body: LlamaCppOptions, records: Sequence[TokenLogprob]) -> list[dict[str, Any]]:
+    """llama.cpp's `completion_probabilities` of `records`: per token its id, text, bytes and log-probability with its
+    `n_probs` alternatives (`top_logprobs`); with `post_sampling_probs` probabilities instead (`prob`, `top_probs`)."""
+    value, top = ("prob", "top_probs") if body.post_sampling_probs else ("logprob", "top_logprobs")
+
+    def number(logprob: float) -> float:
+        return math.exp(logprob) if body.post_sampling_probs else logprob
+
+    entries = []
+    for record in records:
+        chosen, alternatives = chances(server.tokenizer, record)
+        entries.append(
+            {
+                "id": chosen.id,
+                "token": _utf8(chosen.piece),
+                "bytes": list(chosen.piece),
+                value: number(chosen.logprob),
+                top: [
+                    {
+                        "id": other.id,
+                        "token": _utf8(other.piece),
+                        "bytes": list(other.piece),
+                        value: number(other.logprob),
+                    }
+                    for other in alternatives
+                ],
+            }
+        )
+    return entries
 
 
 def _only(fields: Sequence[str] | None, result: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +231,13 @@ async def _respond(
     def choice_request(choice: int) -> ChoiceRequest:
         params = sampling_params(temperature, body.top_p, body.top_k, None if seed is None else seed + choice)
         return ChoiceRequest(
-            prompt, max_new_tokens, params, stop=body.stop, time_limit_ms=body.t_max_predict_ms, fields=fields
+            prompt,
+            max_new_tokens,
+            params,
+            stop=body.stop,
+            time_limit_ms=body.t_max_predict_ms,
+            fields=fields,
+            logprobs=body.n_probs or None,
         )
 
     generations = server.start([choice_request(choice) for choice in range(count)])
@@ -191,28 +255,22 @@ async def _respond(
             generation = generations[index]
             if not delta.text and delta.token_id == HELD_TEXT:
                 continue
-            yield sse_event(
-                {
-                    "index": index,
-                    "content": delta.text,
-                    "tokens": [] if delta.token_id == HELD_TEXT else [delta.token_id],
-                    "stop": False,
-                    "id_slot": max(body.id_slot, 0),
-                    "tokens_predicted": generation.completion_tokens,
-                    "tokens_evaluated": generation.prompt_tokens,
-                }
-            )
+            partial: dict[str, Any] = {
+                "index": index,
+                "content": delta.text,
+                "tokens": [] if delta.token_id == HELD_TEXT else [delta.token_id],
+                "stop": False,
+                "id_slot": max(body.id_slot, 0),
+                "tokens_predicted": generation.completion_tokens,
+                "tokens_evaluated": generation.prompt_tokens,
+            }
+            if body.n_probs and delta.logprob is not None:
+                partial["completion_probabilities"] = probabilities(server, body, [delta.logprob])
+            yield sse_event(partial)
         for index, generation in enumerate(generations):
             yield sse_event(_final(server, body, index, generation, streamed=True))
 
     return streamed(request, generations, events(), errors=LLAMACPP)
-
-
-def _piece(token: str) -> bytes:
-    """The bytes a SentencePiece token stands for, as llama.cpp's `token_to_piece`: `▁` is a space, `<0xNN>` a byte."""
-    if len(token) == 6 and token.startswith("<0x") and token.endswith(">"):
-        return bytes([int(token[3:5], 16)])
-    return token.replace("\u2581", " ").encode()
 
 
 def _pieces(server: Server, ids: Sequence[int]) -> list[bytes]:
@@ -220,7 +278,7 @@ def _pieces(server: Server, ids: Sequence[int]) -> list[bytes]:
     bad = next((token for token in ids if not 0 <= token < vocabulary), None)
     if bad is not None:
         raise ServingError(400, f"tokens holds the id {bad}, outside the vocabulary (0..{vocabulary - 1})")
-    return [_piece(token) for token in server.tokenizer.convert_ids_to_tokens(list(ids))]
+    return piece_bytes(server.tokenizer, ids)
 
 
 @router.post("/tokenize", response_model=None)

@@ -5,8 +5,9 @@
 is Meta's infilling layout, without one a completion of `prompt` (an editor template in it still infills). The
 answer is a chat completion, `choices[0].message.content` holding the middle; streams are chat chunks
 (`choices[0].delta.content`) ended by `data: [DONE]`. The route lives under `/v1`, so its errors are OpenAI's shape,
-which `mistralai` reads as the body of its `SDKError`. `min_tokens` needs the engine to hold back the stop ids for
-that many tokens, which it cannot yet: it is refused unless 0.
+which `mistralai` reads as the body of its `SDKError`. `min_tokens` holds back the end of the text (the stop ids:
+`</s>`, and `▁<EOT>` when infilling) until that many tokens were generated, as `generate`'s `min_new_tokens`; a stop
+string still ends the text; more than `max_tokens` (after the server's cap) is a 400 naming `min_tokens`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from .adapter import Adapter, refuse_unsupported, streamed, text_prompt
+from .adapter import Adapter, streamed, text_prompt
 from .context import run_to_end, sampling_params, server_of
-from .errors import OPENAI, Fields
+from .errors import OPENAI, Fields, ServingError
 from .generation import ChoiceRequest
 from .openai_api import finish_reason, openai_events, response_identity, sse, stop_list, usage_of
 from .protocol import (
@@ -42,8 +43,12 @@ async def fim_completions(body: FimRequest, request: Request) -> Response:
     """Fill in the middle between `prompt` and `suffix` (or complete `prompt` when there is no suffix)."""
     server = server_of(request)
     server.check_model(body.model)
-    refuse_unsupported(body, body.NEUTRAL)
     max_new_tokens = server.capped(body.max_tokens, server.settings.max_tokens_cap)
+    min_new_tokens = body.min_tokens or 0
+    if min_new_tokens > max_new_tokens:
+        raise ServingError(
+            400, f"min_tokens ({min_new_tokens}) must be at most max_tokens ({max_new_tokens})", param="min_tokens"
+        )
     prompt = text_prompt(server, body.prompt, suffix=body.suffix, max_new_tokens=max_new_tokens, fields=FIELDS)
     params = sampling_params(
         body.temperature,
@@ -54,7 +59,16 @@ async def fim_completions(body: FimRequest, request: Request) -> Response:
         frequency_penalty=body.frequency_penalty,
     )
     generations = server.start(
-        [ChoiceRequest(prompt, max_new_tokens, params, stop=stop_list(body.stop), fields=FIELDS)]
+        [
+            ChoiceRequest(
+                prompt,
+                max_new_tokens,
+                params,
+                stop=stop_list(body.stop),
+                fields=FIELDS,
+                min_new_tokens=min_new_tokens,
+            )
+        ]
     )
     identity = response_identity(server, "fim")
 

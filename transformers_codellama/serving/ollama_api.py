@@ -18,25 +18,31 @@ No `context` is returned (it is deprecated; a request sending one is refused). O
 (`temperature` 0 is greedy; the defaults are Ollama's: 0.8, `top_k` 40, `top_p` 0.9); `num_predict` -1 or -2 (or
 none) generates up to the end of the context, at most the server's cap; a smaller `num_ctx` is the context the prompt
 must fit, a larger one is lowered to the model's. Errors are `{"error": "..."}` with the HTTP status.
+
+`logprobs: true` (with `top_logprobs` 0..20 alternatives; outside that range a 400 with Ollama's message) adds
+`logprobs`, one `{token, logprob, bytes, top_logprobs}` per generated token, to the response, or to each streamed
+object for the tokens whose text it carries. They are of the distribution each token was sampled from (after the
+temperature, `top_k` and `top_p`; greedy: the model's at temperature 1), as OpenAI's are here.
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from .. import __version__
-from .adapter import Adapter, infilling, refuse_unsupported, streamed, text_prompt, up_to_context
+from .adapter import Adapter, chances, infilling, refuse_unsupported, streamed, text_prompt, up_to_context
 from .context import Server, run_to_end, sampling_params, server_of
 from .errors import OLLAMA, Fields, ServingError
 from .generation import ChoiceRequest, Generation, ndjson_line
 from .prompts import Prompt, chat_prompt, check_fits, split_infilling
 from .protocol import OllamaChatRequest, OllamaGenerateRequest, OllamaOptions, OllamaShowRequest
+from .sampling import TokenLogprob
 
 router = APIRouter()
 ADAPTER = Adapter(router, errors=OLLAMA, paths_under=("/api/",))
@@ -44,6 +50,7 @@ GENERATE_FIELDS = Fields(prompt="prompt", suffix="suffix", max_tokens="options.n
 CHAT_FIELDS = Fields(prompt="messages", suffix="messages", max_tokens="options.num_predict")
 # Ollama's defaults (docs/modelfile.md) where a request leaves an option out.
 DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P = 0.8, 40, 0.9
+MAX_TOP_LOGPROBS = 20  # Ollama's limit
 INFILL_TEMPLATE = "<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>"  # Ollama's Code Llama template, as /api/show says
 
 
@@ -71,15 +78,46 @@ def _wants_open_budget(options: OllamaOptions) -> bool:
     return options.num_predict is None or options.num_predict < 0
 
 
+def _logprobs(body: OllamaGenerateRequest | OllamaChatRequest) -> int | None:
+    """How many alternatives each token's log-probability lists (None: none asked). As Ollama, `top_logprobs` without
+    `logprobs` asks for nothing, and outside 0..20 is a 400."""
+    top = body.top_logprobs or 0
+    if not 0 <= top <= MAX_TOP_LOGPROBS:
+        raise ServingError(400, f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}", param="top_logprobs")
+    return top if body.logprobs else None
+
+
+def logprobs_of(server: Server, records: Sequence[TokenLogprob]) -> list[dict[str, Any]]:
+    """Ollama's `logprobs` of `records`: per token its text, log-probability and UTF-8 bytes, and its alternatives
+    (`top_logprobs`, left out when none were asked for, as Ollama's `omitempty`)."""
+
+    def entry(piece: bytes, logprob: float) -> dict[str, Any]:
+        shown: dict[str, Any] = {"token": piece.decode("utf-8", errors="replace"), "logprob": logprob}
+        if piece:
+            shown["bytes"] = list(piece)
+        return shown
+
+    entries = []
+    for record in records:
+        chosen, alternatives = chances(server.tokenizer, record)
+        shown = entry(chosen.piece, chosen.logprob)
+        if alternatives:
+            shown["top_logprobs"] = [entry(other.piece, other.logprob) for other in alternatives]
+        entries.append(shown)
+    return entries
+
+
 def _sampling_and_start(
-    server: Server, prompt: Prompt, options: OllamaOptions, budget: int, fields: Fields
+    server: Server, prompt: Prompt, options: OllamaOptions, budget: int, fields: Fields, logprobs: int | None
 ) -> Generation:
     temperature = DEFAULT_TEMPERATURE if options.temperature is None else options.temperature
     top_k = DEFAULT_TOP_K if options.top_k is None else options.top_k
     top_p = DEFAULT_TOP_P if options.top_p is None else options.top_p
     seed = None if options.seed is None or options.seed < 0 else options.seed
     params = sampling_params(temperature, top_p, top_k, seed)
-    [generation] = server.start([ChoiceRequest(prompt, budget, params, stop=options.stop or (), fields=fields)])
+    [generation] = server.start(
+        [ChoiceRequest(prompt, budget, params, stop=options.stop or (), fields=fields, logprobs=logprobs)]
+    )
     return generation
 
 
@@ -121,19 +159,37 @@ def _counts(generation: Generation) -> dict[str, Any]:
 
 
 async def _answer(
-    server: Server, request: Request, generation: Generation, stream: bool, piece: Callable[[str], dict[str, Any]]
+    server: Server,
+    request: Request,
+    generation: Generation,
+    stream: bool,
+    piece: Callable[[str], dict[str, Any]],
+    logprobs: int | None = None,
 ) -> Response:
-    """The response of one generation: one object, or JSON lines ending with the `done: true` object."""
+    """The response of one generation: one object, or JSON lines ending with the `done: true` object; with
+    `logprobs` asked, each carries the `logprobs` of the tokens whose text it carries."""
     head = {"model": server.settings.model_name}
+    wanted = logprobs is not None
+
+    def shown(records: Sequence[TokenLogprob]) -> dict[str, Any]:
+        return {"logprobs": logprobs_of(server, records)} if wanted and records else {}
+
     if not stream:
         await run_to_end(request, [generation])
-        return JSONResponse({**head, "created_at": _now(), **piece(generation.text), **_counts(generation)})
+        records = generation.token_logprobs[: generation.completion_tokens]
+        return JSONResponse(
+            {**head, "created_at": _now(), **piece(generation.text), **shown(records), **_counts(generation)}
+        )
 
     async def lines() -> AsyncGenerator[str, None]:
+        pending: list[TokenLogprob] = []  # the records of tokens whose text is still held back
         async for delta in generation:
+            if delta.logprob is not None:
+                pending.append(delta.logprob)
             if delta.text:
-                yield ndjson_line({**head, "created_at": _now(), **piece(delta.text), "done": False})
-        yield ndjson_line({**head, "created_at": _now(), **piece(""), **_counts(generation)})
+                yield ndjson_line({**head, "created_at": _now(), **piece(delta.text), **shown(pending), "done": False})
+                pending = []
+        yield ndjson_line({**head, "created_at": _now(), **piece(""), **shown(pending), **_counts(generation)})
 
     return streamed(request, [generation], lines(), errors=OLLAMA, line=ndjson_line, media_type="application/x-ndjson")
 
@@ -159,6 +215,7 @@ def _checked_server(body: OllamaGenerateRequest | OllamaChatRequest, request: Re
     _check_model(server, body.model)
     refuse_unsupported(body, body.NEUTRAL)
     refuse_unsupported(body.options, body.options.NEUTRAL, prefix="options.")
+    _logprobs(body)
     return server
 
 
@@ -181,8 +238,9 @@ async def generate(body: OllamaGenerateRequest, request: Request) -> Response:
     prompt, budget = _budgeted(
         server, body.options, lambda budget: _generate_prompt(server, body, budget, context), GENERATE_FIELDS
     )
-    generation = _sampling_and_start(server, prompt, body.options, budget, GENERATE_FIELDS)
-    return await _answer(server, request, generation, body.stream, lambda text: {"response": text})
+    logprobs = _logprobs(body)
+    generation = _sampling_and_start(server, prompt, body.options, budget, GENERATE_FIELDS, logprobs)
+    return await _answer(server, request, generation, body.stream, lambda text: {"response": text}, logprobs)
 
 
 def _messages(body: OllamaChatRequest) -> list[dict[str, str]]:
@@ -217,9 +275,15 @@ async def chat(body: OllamaChatRequest, request: Request) -> Response:
         ),
         CHAT_FIELDS,
     )
-    generation = _sampling_and_start(server, prompt, body.options, budget, CHAT_FIELDS)
+    logprobs = _logprobs(body)
+    generation = _sampling_and_start(server, prompt, body.options, budget, CHAT_FIELDS, logprobs)
     return await _answer(
-        server, request, generation, body.stream, lambda text: {"message": {"role": "assistant", "content": text}}
+        server,
+        request,
+        generation,
+        body.stream,
+        lambda text: {"message": {"role": "assistant", "content": text}},
+        logprobs,
     )
 
 

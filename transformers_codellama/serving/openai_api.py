@@ -10,7 +10,8 @@ an optional usage chunk, then `data: [DONE]`.
 
 `logprobs` (completions: 0..5 alternatives; chat: `logprobs` with `top_logprobs` 0..20) are those of the distribution
 each token was sampled from, as OpenAI's are: after the penalties, the temperature and the top-p nucleus (-inf
-outside it); a greedy request's (temperature 0) are the penalised logits' log-softmax at temperature 1. Streams carry
+outside it, so alternatives there are left out: a request may get fewer than it asked for); a greedy request's
+(temperature 0) are the penalised logits' log-softmax at temperature 1. Streams carry
 them on the chunk whose text the tokens made. `best_of` choices are generated and the `n` of each prompt with the
 highest cumulative log-probability are returned; it cannot be streamed, as in OpenAI's API.
 """
@@ -26,7 +27,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from .adapter import Adapter, ids_prompt, refuse_unsupported, streamed, text_prompt
+from .adapter import Adapter, ids_prompt, refuse_unsupported, sampled_alternatives, streamed, text_prompt
 from .context import Server, run_to_end, sampling_params, server_of
 from .engine_api import Tokenizer
 from .errors import OPENAI, Fields, ServingError
@@ -107,7 +108,7 @@ def completion_logprobs(tokenizer: Tokenizer, records: Sequence[TokenLogprob], o
         tokens.append(text)
         offsets.append(offset)
         offset += len(text)
-        top = {token_piece(tokenizer, token)[0]: value for token, value in record.top}
+        top = {token_piece(tokenizer, token)[0]: value for token, value in sampled_alternatives(record)}
         tops.append({**top, text: record.logprob})  # OpenAI always includes the chosen token
     return CompletionLogprobs(
         tokens=tokens,
@@ -127,7 +128,7 @@ def chat_logprobs(tokenizer: Tokenizer, records: Sequence[TokenLogprob]) -> Chat
     content = [
         TokenLogprobOut(
             **top(record.token, record.logprob).model_dump(),
-            top_logprobs=[top(token, value) for token, value in record.top],
+            top_logprobs=[top(token, value) for token, value in sampled_alternatives(record)],
         )
         for record in records
     ]

@@ -229,9 +229,11 @@ class LlamaCppOptions(_Strict):
     t_max_prompt_ms: int | None = None
     timings_per_token: bool = False
     model: str | None = None
-    # Refused unless neutral: `n_probs` is not wired to the engine's log-probabilities yet; llama.cpp's penalties
-    # count only the last `penalty_last_n` tokens, a window the engine's penalties (over the whole text) do not have.
-    n_probs: int = 0
+    # The log-probabilities of the distribution each token was sampled from, with `n_probs` alternatives.
+    n_probs: int = Field(default=0, ge=0)
+    post_sampling_probs: bool = False
+    # Refused unless neutral: one model has no `lora`; llama.cpp's penalties count only the last `penalty_last_n`
+    # tokens, a window the engine's penalties (over the whole text) do not have.
     lora: list[dict[str, Any]] | None = None
     repeat_penalty: float | None = None
     presence_penalty: float | None = None
@@ -240,7 +242,6 @@ class LlamaCppOptions(_Strict):
     mirostat: int | None = None
 
     NEUTRAL: ClassVar[dict[str, Any]] = {
-        "n_probs": 0,
         "lora": [],
         "repeat_penalty": 1.0,
         "presence_penalty": 0.0,
@@ -379,8 +380,6 @@ class FimRequest(_Strict):
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
 
-    NEUTRAL: ClassVar[dict[str, Any]] = {"min_tokens": 0}
-
 
 # ---------------------------------------------------------------------------------------------------- Ollama
 class OllamaOptions(_Strict):
@@ -413,7 +412,7 @@ class OllamaOptions(_Strict):
     mirostat_tau: float | None = None
     mirostat_eta: float | None = None
     # Refused unless neutral: Ollama's penalties are llama.cpp's, over the last `repeat_last_n` tokens, a window the
-    # engine's penalties (over the whole text) do not have; the samplers below are not the engine's.
+    # tokens, a window the engine's penalties (over the whole text) do not have. the samplers below are not the engine's.
     repeat_penalty: float | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
@@ -441,7 +440,7 @@ class _OllamaRequest(_Strict):
     format: str | dict[str, Any] | None = None
     think: bool | str | None = None
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: int | None = None  # 0..20, checked by the handler with Ollama's message
 
 
 class OllamaGenerateRequest(_OllamaRequest):
@@ -462,8 +461,6 @@ class OllamaGenerateRequest(_OllamaRequest):
     NEUTRAL: ClassVar[dict[str, Any]] = {
         "format": "",
         "think": False,
-        "logprobs": False,
-        "top_logprobs": 0,
         "template": "",
         "context": [],
         "images": [],
@@ -494,8 +491,6 @@ class OllamaChatRequest(_OllamaRequest):
     NEUTRAL: ClassVar[dict[str, Any]] = {
         "format": "",
         "think": False,
-        "logprobs": False,
-        "top_logprobs": 0,
         "tools": [],
     }
 

@@ -9,9 +9,13 @@ transformers' `RepetitionPenaltyLogitsProcessor` over the prompt and the generat
 `presence_penalty` are OpenAI's (`logits[j] -= c[j] * frequency + (c[j] > 0) * presence`, `c` counting the generated
 ids); `relative_frequency_penalty` is TGI's (`logits[j] -= penalty * c[j] / len`, over the prompt and generated ids).
 
+A minimum length (`min_new_tokens`) is transformers' `MinNewTokensLengthLogitsProcessor`: until that many tokens were
+chosen, the stop ids' scores are -inf (after the penalties, before the warpers), so greedy output equals
+`model.generate(min_new_tokens=...)`.
+
 A token's log-probability (`TokenLogprob`) is that of the distribution it was chosen from: the log-softmax of the
-scores after the penalties and the warpers, so -inf outside the top-k / top-p nucleus; a greedy request's is the
-log-softmax after the penalties at temperature 1.
+scores after the penalties, the minimum length's mask and the warpers, so -inf outside the top-k / top-p nucleus (and
+for a stop id held back); a greedy request's is the log-softmax of those scores at temperature 1.
 """
 
 from __future__ import annotations
@@ -122,14 +126,27 @@ class TokenChooser:
         prompt_ids: the prompt (what `repetition_penalty` and TGI's frequency penalty count besides the output).
         logprobs: None: no log-probabilities; k >= 0: `choose` records each token's `TokenLogprob` with the `k` most
             likely alternatives in `last`.
+        stop_ids: the ids held back (score -inf) while fewer than `min_new_tokens` tokens were chosen.
+        min_new_tokens: how many tokens `choose` chooses before a stop id may be chosen (0: no minimum).
     """
 
-    def __init__(self, params: SamplingParams, prompt_ids: Sequence[int] = (), logprobs: int | None = None) -> None:
+    def __init__(
+        self,
+        params: SamplingParams,
+        prompt_ids: Sequence[int] = (),
+        logprobs: int | None = None,
+        *,
+        stop_ids: Sequence[int] = (),
+        min_new_tokens: int = 0,
+    ) -> None:
         params.check()
         self.params = params
         self.greedy = params.temperature == 0
         self.penalised = params.penalised
         self.logprobs = logprobs
+        self.min_new_tokens = min_new_tokens if stop_ids else 0
+        self._held = self.min_new_tokens  # tokens still to choose before the stop ids are let through
+        self._stop_ids = torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
         self.last: TokenLogprob | None = None  # the record of the last token `choose` chose (logprobs asked)
         self.warpers = LogitsProcessorList()
         self.generator: torch.Generator | None = None
@@ -154,20 +171,23 @@ class TokenChooser:
 
     @property
     def plain_greedy(self) -> bool:
-        """Greedy with nothing to track: the batch's argmax is the token (the scheduler's fast path)."""
-        return self.greedy and not self.penalised and self.logprobs is None
+        """Greedy with nothing to track or hold back: the batch's argmax is the token (the scheduler's fast path)."""
+        return self.greedy and not self.penalised and self.logprobs is None and not self._held
 
     @property
     def drafts(self) -> bool:
-        """Whether speculation may draft for this request: not while penalties or log-probabilities are tracked,
-        which `choose` computes one token at a time."""
-        return not self.penalised and self.logprobs is None
+        """Whether speculation may draft for this request: not while penalties, log-probabilities or a minimum
+        length are tracked, which `choose` computes one token at a time."""
+        return not self.penalised and self.logprobs is None and not self.min_new_tokens
 
     def choose(self, logits: torch.Tensor) -> int:
         """The next token from `logits` (one row of the vocabulary's scores, float32)."""
         if self.plain_greedy:
             return int(logits.argmax())
         scores = self._penalise(logits.unsqueeze(0))
+        if self._held:
+            self._held -= 1
+            scores = scores.index_fill(1, self._stop_ids.to(scores.device), -math.inf)
         if self.greedy:
             token = int(scores.argmax())
             if self.logprobs is not None:

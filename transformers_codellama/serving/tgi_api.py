@@ -9,7 +9,7 @@ Errors are `{"error", "error_type"}` with TGI's statuses (422 for invalid reques
 
 With `details` or `top_n_tokens`, each token's `logprob` (and its `top_tokens`) is that of the distribution it was
 chosen from, as TGI's are: the log-softmax after `repetition_penalty`, `frequency_penalty`, the temperature and top-k /
-top-p (-inf outside them); greedy: after the penalties at temperature 1. `decoder_input_details` gives `prefill`: each
+top-p (-inf outside them, so `top_tokens` leaves those out); greedy: after the penalties at temperature 1. `decoder_input_details` gives `prefill`: each
 prompt id's log-probability from the raw logits of the prefill's own forward (the first is null), as TGI's. The
 penalties are TGI's: `repetition_penalty` is transformers' over the prompt and the output; `frequency_penalty` is
 subtracted times each token's count over the prompt and the output divided by their length.
@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 
 from .. import __version__
 from ..infilling import FILL_TOKEN
-from .adapter import Adapter, refuse_unsupported, streamed, text_prompt
+from .adapter import Adapter, refuse_unsupported, sampled_alternatives, streamed, text_prompt
 from .context import Server, run_to_end, sampling_params, server_of
 from .errors import TGI, Fields, ServingError
 from .generation import HELD_TEXT, ChoiceRequest, Generation, sse_event
@@ -75,7 +75,7 @@ def _tokens(server: Server, records: list[TokenLogprob]) -> tuple[list[TgiToken]
         return TgiToken(id=token_id, text=_piece(server, token_id), logprob=logprob, special=token_id in special)
 
     return [token(record.token, record.logprob) for record in records], [
-        [token(token_id, logprob) for token_id, logprob in record.top] for record in records
+        [token(token_id, logprob) for token_id, logprob in sampled_alternatives(record)] for record in records
     ]
 
 
