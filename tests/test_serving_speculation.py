@@ -200,3 +200,21 @@ def test_default_threads_never_oversubscribes(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
     monkeypatch.setattr(os, "getloadavg", lambda: (3.0, 0.0, 0.0))
     assert default_threads() == 2  # never above torch's own default (the physical cores)
+
+
+def test_the_planner_leaves_out_drafts_that_promise_less_than_its_margin():
+    planner = DraftPlanner()
+    for tokens in (1, 2, 1, 3, 2, 1, 2):
+        planner.observe(tokens, 0.003 + 0.0003 * tokens)  # the trained tiny model's step on one core
+    fixed, per_token = planner.costs()
+    plain = 1 / (fixed + per_token)
+
+    def gain(acceptance: float) -> float:  # one draft token: expected tokens per second over a plain step's
+        return (1 + acceptance) / (fixed + 2 * per_token) / plain
+
+    # An acceptance whose one-token draft pays a little (as the edit workload's 0.1 to 0.2 did) but under the margin,
+    # and one well over it.
+    low = next(a / 100 for a in range(1, 100) if 1.01 < gain(a / 100) < 1 + DraftPlanner.MARGIN)
+    high = next(a / 100 for a in range(1, 100) if gain(a / 100) > 1.2 + DraftPlanner.MARGIN)
+    assert planner.length([[7]], [low], 1) == 0
+    assert planner.length([[7]], [high], 1) == 1

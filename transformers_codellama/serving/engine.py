@@ -264,6 +264,9 @@ class Engine:
         self.drafted = self.accepted = 0  # draft tokens proposed and accepted so far (speculation)
         self._step_seconds = 0.0  # a running average of a decoding step's time
         self._planner = DraftPlanner()
+        # The chance that a draft token is kept, over every request's recent drafts: where a request's own estimate
+        # starts (short requests end before their own would have learnt that drafts do not pay here).
+        self._acceptance = 0.6
 
     # Public API.
 
@@ -450,6 +453,7 @@ class Engine:
             return
         # The first token goes out now, before the next admitted prompt's prefill and the next step.
         self._flush()
+        stream._acceptance = self._acceptance
         if token is not None:
             with self._condition:
                 self._batch.join(stream, state, token)
@@ -515,11 +519,10 @@ class Engine:
     def _decode_step(self) -> None:
         rows = list(self._batch.rows)
         self.steps += 1
-        drafts = self._drafts(rows) if self.speculation is not None else None
         started = time.perf_counter()
+        drafts = self._drafts(rows) if self.speculation is not None else None
         try:
             logits = self._batch.step().unsqueeze(1) if drafts is None else self._batch.speculate(drafts)
-            self._planner.observe(logits.shape[0] * logits.shape[1], time.perf_counter() - started)
         except Exception as error:  # a failed forward leaves the batch's state unknown: end its requests
             logger.exception("decoding step failed")
             with self._condition:
@@ -543,7 +546,9 @@ class Engine:
                 continue
             accepted[index] = len(chosen) - 1
             if draft:
-                stream._acceptance = 0.7 * stream._acceptance + 0.3 * (len(chosen) - 1) / len(draft)
+                kept = (len(chosen) - 1) / len(draft)
+                stream._acceptance = 0.7 * stream._acceptance + 0.3 * kept
+                self._acceptance = 0.9 * self._acceptance + 0.1 * kept
             stream.drafted += len(draft)
             stream.accepted += len(chosen) - 1
             self.drafted += len(draft)
@@ -558,8 +563,11 @@ class Engine:
                 self._batch.accept(accepted)
             self._batch.keep(keep)
             self._batch.feed(tokens)
-        # An average over the last steps or so: what a step costs at the batch's present size.
+        # An average over the last steps or so: what a step costs at the batch's present size. The planner is fitted
+        # to the whole step, drafting and verifying included, not to the forward alone: that host work is part of
+        # what a longer draft costs.
         seconds = time.perf_counter() - started
+        self._planner.observe(logits.shape[0] * logits.shape[1], seconds)
         self._step_seconds = seconds if self.steps == 1 else 0.8 * self._step_seconds + 0.2 * seconds
         for stream in cancelled:  # only now is the slot free
             self._outbox.append((stream, None))

@@ -56,6 +56,7 @@ class DraftPlanner:
 
     PRIOR_TOKENS = 8.0
     DECAY = 0.98
+    MARGIN = 0.1
 
     def __init__(self) -> None:
         # Weighted sums of 1, x, x^2, y, xy over observed steps (x: tokens computed, y: seconds), with a prior.
@@ -86,7 +87,9 @@ class DraftPlanner:
         """The draft length (0 to `limit`) for a step over rows with these `drafts` and per-token `acceptance`."""
         rows = len(drafts)
         fixed, per_token = self.costs()
-        best, best_rate = 0, rows / (fixed + per_token * rows)
+        # A draft must promise MARGIN more tokens per second than a plain step: what the model leaves out (the
+        # masked-out columns a rejected draft leaves behind, the noise in the fit) is all on the side of its cost.
+        best, best_rate = 0, (1 + self.MARGIN) * rows / (fixed + per_token * rows)
         gains = [0.0] * rows
         for length in range(1, limit + 1):
             for row, (draft, rate) in enumerate(zip(drafts, acceptance)):
