@@ -60,6 +60,8 @@ MAX_ROWS = 256  # the most requests decoded together when the batch is sized fro
 CACHE_MEMORY_SHARE = 0.25
 # Prefills between two steps stop once they have taken this many steps' time (or `MIN_PREFILL_SECONDS`).
 PREFILL_STEPS, MIN_PREFILL_SECONDS = 4, 0.05
+# The lowest acceptance a new request's estimate starts from (speculation on).
+ACCEPTANCE_FLOOR = 0.3
 
 
 def default_threads() -> int:
@@ -265,7 +267,9 @@ class Engine:
         self._step_seconds = 0.0  # a running average of a decoding step's time
         self._planner = DraftPlanner()
         # The chance that a draft token is kept, over every request's recent drafts: where a request's own estimate
-        # starts (short requests end before their own would have learnt that drafts do not pay here).
+        # starts (short requests end before their own would have learnt that drafts do not pay here), never below
+        # ACCEPTANCE_FLOOR, so that each request still tries a draft or two and a workload whose drafts do come
+        # true is found again.
         self._acceptance = 0.6
 
     # Public API.
@@ -453,7 +457,7 @@ class Engine:
             return
         # The first token goes out now, before the next admitted prompt's prefill and the next step.
         self._flush()
-        stream._acceptance = self._acceptance
+        stream._acceptance = max(self._acceptance, ACCEPTANCE_FLOOR)
         if token is not None:
             with self._condition:
                 self._batch.join(stream, state, token)
