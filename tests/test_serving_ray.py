@@ -142,7 +142,7 @@ def test_ctrl_c_stops_the_cluster_it_started(command, cluster):
     assert answer.status_code == 200, answer.text
     assert _ray_processes(temp_dir)
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=60) == 0
+    assert process.wait(timeout=120) == 0
     deadline = time.monotonic() + 20
     while _ray_processes(temp_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
