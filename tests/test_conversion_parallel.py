@@ -144,8 +144,11 @@ def test_an_interrupted_conversion_stops_its_child_and_leaves_nothing(tmp_path: 
     source, marker = tmp_path / "CodeLlama-7b", tmp_path / "marker"
     write_meta_checkpoint(source, TinyCodeLlama(dim=64, n_heads=4, n_shards=2))
     args = ["--input-dir", str(source), "--output-dir", str(tmp_path / "out" / "model")]
+    # A command started in the background of a non-interactive shell inherits SIGINT ignored, and Python then installs
+    # no KeyboardInterrupt handler: the converter is given Ctrl-C's default back, as a terminal would start it.
     process = subprocess.Popen([sys.executable, "-c", INSTRUMENTED, "interrupt", str(marker), *args], env=ENV,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.monotonic() + 120
     while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -104,7 +104,14 @@ class Command:
         command = [sys.executable, "-m", "transformers_codellama.serving.cli", str(checkpoint), "--ray"]
         command += ["--port", str(self.port), "--replicas", "1", "--replica-cpus", "0.5", "--model-name", NAME]
         env = {**os.environ, "RAY_TMPDIR": self.temp_dir, "PYTHONPATH": os.pathsep.join(sys.path)}
-        self.process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        # SIGINT's default handler back, should the tests run in the background of a shell (which ignores it there).
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         self.lines: list[str] = []
         self.start_line = ""
         self.started = threading.Event()
