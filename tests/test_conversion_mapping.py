@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import LlamaForCausalLM
@@ -21,6 +23,7 @@ from transformers_codellama.conversion.mapping import (
     permute_rotary,
     shard_axis,
 )
+from transformers_codellama.conversion.meta_checkpoint import MetaCheckpoint
 
 # params.json of Meta's releases (70B: base; Python/Instruct differ only in rope_theta).
 REAL_PARAMS = {
@@ -170,8 +173,10 @@ def test_real_sizes_key_and_shape_map_on_meta_device(size: str, output_format: s
     params = parse_params(REAL_PARAMS[size])
     assert params.model_size == size
     vocab = REAL_VOCAB[size]
-    config = build_config(params, vocab_size=vocab, model_size=size, variant="base", output_format=output_format,
-                          supports_infilling=vocab == 32016, dtype=torch.bfloat16)  # fmt: skip
+    # The checkpoint as `MetaCheckpoint.open` would describe the release (its shards are not here to open).
+    checkpoint = MetaCheckpoint(Path(size), params, [], Path("tokenizer.model"), vocab, "bfloat16", shapes={})
+    config = build_config(checkpoint, variant="base", output_format=output_format, supports_infilling=vocab == 32016,
+                          dtype=torch.bfloat16)  # fmt: skip
     with torch.device("meta"):
         model = LlamaForCausalLM(config)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}

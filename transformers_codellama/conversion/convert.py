@@ -8,7 +8,7 @@ module adds what needs transformers: the config, tokenizer, code files and model
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import LlamaConfig
@@ -21,14 +21,17 @@ from ..stopping import generation_config_for
 from ..tokenization_code_llama_fast import CodeLlamaTokenizerFast
 from .choices import DTYPE_NAMES, FORMATS
 from .errors import ConversionError
-from .inputs import ConversionJob, check_inputs
-from .mapping import MetaParams, config_kwargs, max_context
+from .inputs import ConversionInputs, ConversionJob, check_inputs
+from .mapping import config_kwargs, max_context
 from .meta_checkpoint import MetaCheckpoint
 from .model_card import CardFacts, model_card, original_name
 from .result import ConversionResult, peak_rss_bytes
 from .stock_tokenizer import save_stock_tokenizer
 from .weights import write_weights
 from .writer import staged_output
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
@@ -54,10 +57,8 @@ def build_tokenizer(tokenizer_model: Path, *, variant: str, context_length: int,
 
 
 def build_config(
-    params: MetaParams,
+    checkpoint: MetaCheckpoint,
     *,
-    vocab_size: int,
-    model_size: str,
     variant: str,
     output_format: str,
     supports_infilling: bool,
@@ -68,8 +69,10 @@ def build_config(
 
     `context_length` (default: Meta's release context for the size and variant) sets `max_position_embeddings`.
     """
-    context = context_length or max_context(model_size, variant)
-    kwargs = config_kwargs(params, vocab_size=vocab_size, max_position_embeddings=context, dtype=dtype)
+    context = context_length or max_context(checkpoint.model_size, variant)
+    kwargs = config_kwargs(
+        checkpoint.params, vocab_size=checkpoint.vocab_size, max_position_embeddings=context, dtype=dtype
+    )
     if output_format == "llama":
         config = LlamaConfig(**kwargs)
         config.architectures = ["LlamaForCausalLM"]
@@ -102,9 +105,7 @@ def write_metadata(
     tokenizer = build_tokenizer(checkpoint.tokenizer_path, variant=variant, context_length=context, loaded=tokenizer)
     infilling = bool(tokenizer.supports_infilling)
     config = build_config(
-        checkpoint.params,
-        vocab_size=checkpoint.vocab_size,
-        model_size=size,
+        checkpoint,
         variant=variant,
         output_format=output_format,
         supports_infilling=infilling,
@@ -136,43 +137,20 @@ def write_metadata(
     return config
 
 
-def convert(
-    *,
-    input_dir: str | Path,
-    output_dir: str | Path,
-    model_size: str | None = None,
-    variant: str | None = None,
-    dtype: str | torch.dtype | None = None,
-    max_shard_size: str | int = "5GB",
-    output_format: str = "codellama",
-    verify: bool = False,
-    force: bool = False,
-    command: str | None = None,
-    context_length: int | None = None,
-) -> ConversionResult:
+def convert(*, verify: bool = False, **inputs: Unpack[ConversionInputs]) -> ConversionResult:
     """Convert Meta's Code Llama checkpoint in `input_dir` into a Hugging Face checkpoint in `output_dir`.
 
     Everything is checked before any tensor is converted; the output is written to a hidden directory beside
     `output_dir` and moved into place only once complete (and, with `verify`, once its logits match an independent
     forward of the original shards). Raises ConversionError for bad input.
 
+    The keywords besides `verify` are `ConversionInputs`: `input_dir` and `output_dir`, and optionally `model_size`,
+    `variant`, `dtype`, `max_shard_size`, `output_format`, `force`, `command` and `context_length`.
     `context_length` is the context the checkpoint declares (`max_position_embeddings`, the tokenizer's
     `model_max_length`, the model card). Meta's `params.json` does not record it, so the default is Meta's release
     context for the size and variant; a model trained at another context (one of no released size) says so here.
     """
-    job = check_inputs(
-        input_dir=input_dir,
-        output_dir=output_dir,
-        model_size=model_size,
-        variant=variant,
-        dtype=dtype,
-        max_shard_size=max_shard_size,
-        output_format=output_format,
-        force=force,
-        command=command,
-        context_length=context_length,
-    )
-    return convert_checked(job, verify=verify)
+    return convert_checked(check_inputs(**inputs), verify=verify)
 
 
 def convert_checked(job: ConversionJob, *, verify: bool = False) -> ConversionResult:

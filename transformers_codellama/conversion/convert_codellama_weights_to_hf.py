@@ -15,10 +15,14 @@ import argparse
 import shlex
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from transformers_codellama.conversion.choices import DTYPE_NAMES, FORMATS
 from transformers_codellama.conversion.errors import ConversionError
 from transformers_codellama.releases import SHARDS_PER_SIZE, VARIANTS
+
+if TYPE_CHECKING:
+    from transformers_codellama.conversion.inputs import ConversionInputs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the converter; prints a one-line summary, or `error: ...` and returns 1 for bad input."""
     args = build_parser().parse_args(argv)
     command = shlex.join(["codellama-convert", *(sys.argv[1:] if argv is None else argv)])
-    arguments = {
+    arguments: ConversionInputs = {
         "input_dir": args.input_dir,
         "output_dir": args.output_dir,
         "model_size": args.model_size,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..releases import CUSTOM_SIZE
 from .choices import DTYPE_NAMES, FORMATS
@@ -17,6 +18,28 @@ from .writer import ShardWriter, check_output_dir, parse_size
 
 if TYPE_CHECKING:
     import torch
+    from typing_extensions import Unpack
+
+
+class RequiredInputs(TypedDict):
+    """The two inputs every conversion names."""
+
+    input_dir: str | Path  # Meta's checkpoint directory: params.json, consolidated.NN.pth, tokenizer.model
+    output_dir: str | Path  # where the Hugging Face checkpoint appears, once complete; must not exist or be empty
+
+
+class ConversionInputs(RequiredInputs, total=False):
+    """The keywords of `convert.convert` and `check_inputs`, each written once: `input_dir` and `output_dir`, and
+    these, whose defaults are given beside them."""
+
+    model_size: str | None  # None: read from params.json; given, a checkpoint of another size is refused
+    variant: str | None  # "base", "python" or "instruct"; None: from the directory's name
+    dtype: str | torch.dtype | None  # of the written weights, a name or a torch dtype; None: as the shards store them
+    max_shard_size: str | int  # the largest weight file, "5GB" or bytes; default "5GB"
+    output_format: str  # "codellama" (default: the plugin's classes) or "llama" (stock transformers, vLLM, TGI)
+    force: bool  # replace a non-empty output_dir; default False
+    command: str | None  # what the model card quotes as the command that made it; None: the API call
+    context_length: int | None  # the context the checkpoint declares; None: Meta's release context for the model
 
 
 @dataclass(frozen=True)
@@ -68,24 +91,16 @@ class ConversionJob:
         )
 
 
-def check_inputs(
-    *,
-    input_dir: str | Path,
-    output_dir: str | Path,
-    model_size: str | None = None,
-    variant: str | None = None,
-    dtype: Any = None,
-    max_shard_size: str | int = "5GB",
-    output_format: str = "codellama",
-    force: bool = False,
-    command: str | None = None,
-    context_length: int | None = None,
-) -> ConversionJob:
+def check_inputs(**inputs: Unpack[ConversionInputs]) -> ConversionJob:
     """Everything that can be refused before a tensor is read: the format, the output location, the checkpoint
     itself, the size and variant the caller expects, a positive context, the shard size and the dtype (a name or a
-    torch dtype). Returns the job, with the opened checkpoint; `convert.convert` documents the arguments."""
+    torch dtype). Returns the job, with the opened checkpoint; `ConversionInputs` documents the keywords."""
     started = time.perf_counter()
-    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    _check_keywords(inputs.keys())
+    input_dir, output_dir = Path(inputs["input_dir"]), Path(inputs["output_dir"])
+    output_format = inputs.get("output_format", "codellama")
+    context_length, force = inputs.get("context_length"), inputs.get("force", False)
+    model_size, dtype = inputs.get("model_size"), inputs.get("dtype")
     if output_format not in FORMATS:
         raise ConversionError(f"format must be one of {', '.join(FORMATS)}; found {output_format!r}")
     if context_length is not None and context_length < 1:
@@ -106,7 +121,7 @@ def check_inputs(
             f"{input_dir}: found {len(checkpoint.shard_paths)} consolidated.NN.pth shards; Meta's "
             f"{size} has {SHARDS_PER_SIZE[size]}"
         )
-    variant = variant or infer_variant(input_dir.resolve().name)
+    variant = inputs.get("variant") or infer_variant(input_dir.resolve().name)
     if variant is None:
         raise ConversionError(f"{input_dir}: the directory name names both Python and Instruct; pass --variant")
     return ConversionJob(
@@ -115,12 +130,22 @@ def check_inputs(
         variant=variant,
         output_format=output_format,
         dtype=checkpoint.dtype_name if dtype is None else _dtype_name(dtype),
-        max_shard_size=parse_size(max_shard_size),
+        max_shard_size=parse_size(inputs.get("max_shard_size", "5GB")),
         force=force,
-        command=command or API_COMMAND,
+        command=inputs.get("command") or API_COMMAND,
         context_length=context_length,
         started=started,
     )
+
+
+def _check_keywords(given: Iterable[str]) -> None:
+    """The TypeError a misspelt or missing keyword would raise against a written-out signature."""
+    given = set(given)
+    known = ConversionInputs.__required_keys__ | ConversionInputs.__optional_keys__
+    if unknown := sorted(given - known):
+        raise TypeError(f"convert() got unexpected keyword arguments: {', '.join(unknown)}")
+    if missing := sorted(ConversionInputs.__required_keys__ - given):
+        raise TypeError(f"convert() is missing required keyword arguments: {', '.join(missing)}")
 
 
 def _dtype_name(dtype: object) -> str:
@@ -133,4 +158,4 @@ def _dtype_name(dtype: object) -> str:
     return name
 
 
-__all__ = ["ConversionJob", "check_inputs"]
+__all__ = ["ConversionInputs", "ConversionJob", "RequiredInputs", "check_inputs"]
