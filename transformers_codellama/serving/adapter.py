@@ -5,9 +5,9 @@ An adapter module (`openai_api`, `llamacpp_api`, `tgi_api`, ...) holds an `APIRo
 one new module and one entry in that list. The helpers below take the protocol's own renderer and field names:
 
 * `refuse_unsupported`: a 400 naming the first field set to a value this server does not implement;
-* `text_prompt`: completion or infilling, from a text (and a suffix, where the protocol has one);
+* `text_prompt`: completion or infilling, from a text (and a suffix, where the protocol has one), infilling refused
+  on models that cannot infill;
 * `ids_prompt`: a prompt the client sent as token ids, used as given;
-* `infilling`: the infilling prompt of a prefix and a suffix, refused on models that cannot infill;
 * `up_to_context`: the budget of a request that set none (llama.cpp's and Ollama's -1): the rest of the context;
 * `streamed`: a streamed response of the protocol's events (server-sent events, or Ollama's JSON lines), cancelled
   when the client leaves, ended by an error event in the protocol's shape when generation fails;
@@ -71,40 +71,6 @@ def refuse_unsupported(request: BaseModel, neutral: dict[str, Any], *, prefix: s
         raise ServingError(400, f"{name} is not supported by this server", param=name)
 
 
-def infilling(
-    server: Server,
-    prefix: str,
-    suffix: str,
-    *,
-    max_new_tokens: int,
-    fields: Fields,
-    text: str | None = None,
-    suffix_first: bool = False,
-    max_context: int | None = None,
-) -> Prompt:
-    """Meta's infilling prompt of `prefix` and `suffix` on `server` (suffix first with `suffix_first`, Meta's SPM
-    layout), within its budget (`prompts.infilling_prompt`) in `max_context` tokens (the model's by default).
-
-    Raises:
-        ServingError: the model cannot infill, the budget leaves no room, or the tokenizer refuses the text (400,
-            naming `fields.prompt`).
-    """
-    server.check_can_infill(fields)
-    try:
-        return infilling_prompt(
-            server.tokenizer,
-            prefix,
-            suffix,
-            max_context=max_context or server.max_context,
-            max_new_tokens=max_new_tokens,
-            text=text,
-            fields=fields,
-            suffix_first=suffix_first,
-        )
-    except ValueError as error:
-        raise ServingError(400, f"{fields.prompt}: {error}", param=fields.prompt) from None
-
-
 def text_prompt(
     server: Server,
     text: str,
@@ -113,17 +79,39 @@ def text_prompt(
     max_new_tokens: int,
     fields: Fields,
     max_context: int | None = None,
+    suffix_first: bool = False,
 ) -> Prompt:
-    """The prompt of `text`: infilling when a `suffix` is given (an empty one too) or `text` asks for it (an editor
-    template or `<FILL_ME>`, see `prompts.split_infilling`), else a completion of `text`; within `max_context` tokens
-    (the model's by default)."""
+    """The prompt of `text`: Meta's infilling prompt of `text` and `suffix` when a `suffix` is given (an empty one
+    too) or of the parts of `text` when it asks for infilling (an editor template or `<FILL_ME>`, see
+    `prompts.split_infilling`), else a completion of `text`; within `max_context` tokens (the model's by default).
+    An infilling prompt is suffix first with `suffix_first` (Meta's SPM layout) and cut to the infilling budget
+    (`prompts.infilling_prompt`).
+
+    Raises:
+        ServingError: the model cannot infill, the prompt does not fit, or the tokenizer refuses the text (400,
+            naming `fields.prompt`).
+    """
     context = max_context or server.max_context
     parts = (text, suffix) if suffix is not None else split_infilling(text, fields=fields)
     if parts is None:
         return completion_prompt(
             server.tokenizer, text, max_context=context, max_new_tokens=max_new_tokens, fields=fields
         )
-    return infilling(server, *parts, max_new_tokens=max_new_tokens, fields=fields, text=text, max_context=context)
+    server.check_can_infill(fields)
+    prefix, suffix = parts
+    try:
+        return infilling_prompt(
+            server.tokenizer,
+            prefix,
+            suffix,
+            max_context=context,
+            max_new_tokens=max_new_tokens,
+            text=text,
+            fields=fields,
+            suffix_first=suffix_first,
+        )
+    except ValueError as error:
+        raise ServingError(400, f"{fields.prompt}: {error}", param=fields.prompt) from None
 
 
 def ids_prompt(server: Server, ids: Sequence[int], *, max_new_tokens: int, fields: Fields) -> Prompt:
@@ -230,7 +218,6 @@ __all__ = [
     "Chance",
     "chances",
     "ids_prompt",
-    "infilling",
     "piece_bytes",
     "refuse_unsupported",
     "sampled_alternatives",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
-import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -29,6 +28,8 @@ from .adapter import Adapter
 from .context import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS_CAP, ModelFacts, Server, ServerSettings
 from .engine import Engine
 from .errors import ErrorShape, ServingError, error_response, validation_error
+from .http_layer import HTTPLayer
+from .response_watch import ResponseWatch
 from .speculation import PromptLookup
 
 logger = logging.getLogger("transformers_codellama.serving")
@@ -62,29 +63,17 @@ class ErrorShapes:
 
 
 # ------------------------------------------------------------------------------------------------ middleware
-class GuardMiddleware:
+class GuardMiddleware(HTTPLayer):
     """API key (constant-time), body size limit and the access-log line, as one pure ASGI layer."""
 
     def __init__(self, app: ASGIApp, *, settings: ServerSettings, shapes: ErrorShapes) -> None:
-        self.app = app
+        super().__init__(app)
         self.settings = settings
         self.shapes = shapes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        status = [0]
-
-        async def logged_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                self._log(scope, status[0], time.perf_counter() - started)
-
+        logged_send = ResponseWatch(send, lambda status, seconds: self._log(scope, status, seconds)).send
         refusal = self._refusal(scope)
         if refusal is not None:
             await error_response(self.shapes(path), refusal)(scope, receive, logged_send)

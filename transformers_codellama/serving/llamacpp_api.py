@@ -27,7 +27,6 @@ from .adapter import (
     Adapter,
     chances,
     ids_prompt,
-    infilling,
     piece_bytes,
     refuse_unsupported,
     streamed,
@@ -184,8 +183,13 @@ def _prompt(server: Server, body: InfillRequest, max_new_tokens: int, fields: Fi
     """The infilling prompt of `input_extra` + `input_prefix` + `prompt` before `input_suffix`."""
     chunks = [{"filename": chunk.filename, "text": chunk.text} for chunk in body.input_extra]
     prefix = extra_context(chunks) + body.input_prefix + body.prompt
-    return infilling(
-        server, prefix, body.input_suffix, max_new_tokens=max_new_tokens, fields=fields, suffix_first=body.spm_infill
+    return text_prompt(
+        server,
+        prefix,
+        suffix=body.input_suffix,
+        max_new_tokens=max_new_tokens,
+        fields=fields,
+        suffix_first=body.spm_infill,
     )
 
 

@@ -18,7 +18,10 @@ from fastapi import APIRouter, FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.responses import Response
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .http_layer import HTTPLayer
+from .response_watch import ResponseWatch
 
 router = APIRouter()
 
@@ -132,39 +135,26 @@ class MeteredStream:
             self._metrics.running.dec()
 
 
-class MetricsMiddleware:
+class MetricsMiddleware(HTTPLayer):
     """Counts every HTTP request by route template, method and status, and times it to the end of its body."""
 
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
-        self.app = app
+        super().__init__(app)
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = _route_label(scope)
-        status = [500]  # what the client sees if the app fails before it starts a response
-        counted = [False]
 
-        def count() -> None:
-            if not counted[0]:
-                counted[0] = True
-                self.metrics.requests.labels(route, scope.get("method", ""), str(status[0])).inc()
-                self.metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
+        def count(status: int, seconds: float) -> None:
+            self.metrics.requests.labels(route, scope.get("method", ""), str(status)).inc()
+            self.metrics.request_seconds.labels(route).observe(seconds)
 
-        async def counted_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                count()
-
+        # 500: what the client sees if the app fails before it starts a response.
+        watch = ResponseWatch(send, count, status=500)
         try:
-            await self.app(scope, receive, counted_send)
+            await self.app(scope, receive, watch.send)
         finally:
-            count()  # a response cut short (the client left mid-stream) counts with the status it started with
+            watch.end()  # a response cut short (the client left mid-stream) counts with the status it started with
 
 
 def _route_label(scope: Scope) -> str:

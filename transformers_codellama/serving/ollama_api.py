@@ -36,7 +36,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from .. import __version__
-from .adapter import Adapter, chances, infilling, refuse_unsupported, streamed, text_prompt, up_to_context
+from .adapter import Adapter, chances, refuse_unsupported, streamed, text_prompt, up_to_context
 from .context import Server, run_to_end, sampling_params, server_of
 from .errors import OLLAMA, Fields, ServingError
 from .generation import ChoiceRequest, Generation, ndjson_line
@@ -127,7 +127,9 @@ def _generate_prompt(server: Server, body: OllamaGenerateRequest, budget: int, c
     if body.raw and body.system:
         raise ServingError(400, "raw mode does not support system: put the system text in prompt", param="system")
     if body.suffix:  # with `raw` too: Ollama would drop the suffix there, but a client sending both means a middle
-        return infilling(server, text, body.suffix, max_new_tokens=budget, fields=GENERATE_FIELDS, max_context=context)
+        return text_prompt(
+            server, text, suffix=body.suffix, max_new_tokens=budget, fields=GENERATE_FIELDS, max_context=context
+        )
     chat = not body.raw and server.tokenizer.chat_template is not None
     if not chat or split_infilling(text, fields=GENERATE_FIELDS) is not None:
         if body.system:
