@@ -144,11 +144,9 @@ def convert(*, verify: bool = False, **inputs: Unpack[ConversionInputs]) -> Conv
     `output_dir` and moved into place only once complete (and, with `verify`, once its logits match an independent
     forward of the original shards). Raises ConversionError for bad input.
 
-    The keywords besides `verify` are `ConversionInputs`: `input_dir` and `output_dir`, and optionally `model_size`,
-    `variant`, `dtype`, `max_shard_size`, `output_format`, `force`, `command` and `context_length`.
-    `context_length` is the context the checkpoint declares (`max_position_embeddings`, the tokenizer's
-    `model_max_length`, the model card). Meta's `params.json` does not record it, so the default is Meta's release
-    context for the size and variant; a model trained at another context (one of no released size) says so here.
+    The keywords besides `verify` are `inputs.ConversionInputs`, which documents them: `input_dir` and `output_dir`,
+    and optionally `model_size`, `variant`, `dtype`, `max_shard_size`, `output_format`, `force`, `command` and
+    `context_length`.
     """
     return convert_checked(check_inputs(**inputs), verify=verify)
 

@@ -22,24 +22,39 @@ if TYPE_CHECKING:
 
 
 class RequiredInputs(TypedDict):
-    """The two inputs every conversion names."""
+    """The two inputs every conversion names (see `ConversionInputs`)."""
 
-    input_dir: str | Path  # Meta's checkpoint directory: params.json, consolidated.NN.pth, tokenizer.model
-    output_dir: str | Path  # where the Hugging Face checkpoint appears, once complete; must not exist or be empty
+    input_dir: str | Path
+    output_dir: str | Path
 
 
 class ConversionInputs(RequiredInputs, total=False):
-    """The keywords of `convert.convert` and `check_inputs`, each written once: `input_dir` and `output_dir`, and
-    these, whose defaults are given beside them."""
+    """The keywords of `convert.convert` and `check_inputs`, written once. Only the first two are required.
 
-    model_size: str | None  # None: read from params.json; given, a checkpoint of another size is refused
-    variant: str | None  # "base", "python" or "instruct"; None: from the directory's name
-    dtype: str | torch.dtype | None  # of the written weights, a name or a torch dtype; None: as the shards store them
-    max_shard_size: str | int  # the largest weight file, "5GB" or bytes; default "5GB"
-    output_format: str  # "codellama" (default: the plugin's classes) or "llama" (stock transformers, vLLM, TGI)
-    force: bool  # replace a non-empty output_dir; default False
-    command: str | None  # what the model card quotes as the command that made it; None: the API call
-    context_length: int | None  # the context the checkpoint declares; None: Meta's release context for the model
+    Attributes:
+        input_dir: Meta's checkpoint directory: `params.json`, `consolidated.NN.pth`, `tokenizer.model`.
+        output_dir: Where the Hugging Face checkpoint appears once complete; it must not exist, or be empty.
+        model_size: The size the caller expects ("7B", ...); a checkpoint of another size is refused. Default: the
+            size `params.json` describes.
+        variant: "base", "python" or "instruct". Default: from the directory's name.
+        dtype: Of the written weights, a name or a torch dtype. Default: as the shards store them.
+        max_shard_size: The largest weight file, as "5GB" or bytes. Default: "5GB".
+        output_format: "codellama" (the plugin's classes; the default) or "llama" (stock transformers, vLLM, TGI).
+        force: Replace a non-empty `output_dir`. Default: False.
+        command: What the model card quotes as the command that made it. Default: the API call.
+        context_length: The context the checkpoint declares (`max_position_embeddings`, the tokenizer's
+            `model_max_length`, the model card). Meta's `params.json` does not record it, so the default is Meta's
+            release context for the size and variant; a model trained at another context says so here.
+    """
+
+    model_size: str | None
+    variant: str | None
+    dtype: str | torch.dtype | None
+    max_shard_size: str | int
+    output_format: str
+    force: bool
+    command: str | None
+    context_length: int | None
 
 
 @dataclass(frozen=True)
