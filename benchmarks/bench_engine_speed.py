@@ -36,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault(
@@ -55,6 +56,7 @@ from transformers_codellama.serving.batch import forward
 from transformers_codellama.serving.speculation import DEFAULT_LOOKUP, NgramIndex
 
 CLIENT_COUNTS = (1, 8, 32)
+KEYSTROKES, TYPED = 6, 6  # the editors-typing workload: completions per cursor, characters typed between them
 PLOT = REPO / "docs" / "serving_speed"
 
 
@@ -73,18 +75,34 @@ def bare_loop(model: CodeLlamaForCausalLM, rows: int, prompt: int = 160, steps: 
     return rows * steps / (time.perf_counter() - start)
 
 
+def shared_prefix(prompt: list[int], earlier: list[list[int]]) -> int:
+    """How many leading tokens of `prompt` an earlier prompt already holds (what a perfect prefix cache reuses)."""
+    longest = 0
+    for other in earlier:
+        same = next((i for i, (a, b) in enumerate(zip(prompt, other)) if a != b), min(len(prompt), len(other)))
+        longest = max(longest, same)
+    return min(longest, len(prompt) - 1)  # the last token is always run: its logits choose the first new one
+
+
 def prefill_seconds(model: CodeLlamaForCausalLM, prompts: list[list[int]]) -> float:
-    """Seconds to prefill each of `prompts` alone: the model's forward over it with a fresh cache, summed."""
+    """Seconds to prefill `prompts` one by one, each only past the longest prefix an earlier one shares (that part's
+    state built untimed): the model's forward and nothing else, summed. Prompts that share nothing are prefilled
+    whole."""
+    total = 0.0
     with torch.inference_mode():
-        start = time.perf_counter()
-        for ids in prompts:
-            forward(model, DynamicCache(), input_ids=torch.tensor([ids]), logits_to_keep=1)
-        return time.perf_counter() - start
+        for index, ids in enumerate(prompts):
+            shared, cache = shared_prefix(ids, prompts[:index]), DynamicCache()
+            if shared:
+                forward(model, cache, input_ids=torch.tensor([ids[:shared]]))
+            start = time.perf_counter()
+            forward(model, cache, input_ids=torch.tensor([ids[shared:]]), logits_to_keep=1)
+            total += time.perf_counter() - start
+    return total
 
 
 def same_work_limit(model: CodeLlamaForCausalLM, requests: list[EngineRequest], decode_rate: float) -> float:
-    """Tokens/s of `requests` done with nothing but the model: each prompt prefilled alone, every new token at the
-    bare loop's `decode_rate` (tokens/s at the batch size the requests run at)."""
+    """Tokens/s of `requests` done with nothing but the model: each prompt prefilled past what an earlier one
+    shares, every new token at the bare loop's `decode_rate` (tokens/s at the batch size the requests run at)."""
     tokens = sum(request.max_new_tokens for request in requests)
     return tokens / (prefill_seconds(model, [request.prompt_ids for request in requests]) + tokens / decode_rate)
 
@@ -95,33 +113,56 @@ def http_work(seed: int, count: int) -> list[tuple[str, int]]:
     return [(prefix + suffix, length) for (prefix, suffix), length in zip(cuts, lengths)]
 
 
+def keystroke_work(seed: int, editors: int) -> list[tuple[str, int]]:
+    """Editors typing: at each of `editors` cursors in real code, KEYSTROKES completions of the same ~400 characters
+    before the cursor, each with the next TYPED characters of the code typed after the previous one; 32 to 96 new
+    tokens. Every editor's first keystroke comes first, then every second one..., so an editor's next prompt is
+    sent after its previous one was taken."""
+    cuts = editor_cuts(editors, seed=200 + seed)
+    lengths = iter(new_tokens(editors * KEYSTROKES, seed=200 + seed))
+    return [
+        (prefix + suffix[: TYPED * keystroke], next(lengths))
+        for keystroke in range(KEYSTROKES)
+        for prefix, suffix in cuts
+    ]
+
+
+# name -> (seed, clients) -> the (prompt, new tokens) that many clients work through.
+WORKLOADS: dict[str, Callable[[int, int], list[tuple[str, int]]]] = {
+    "plain completions": lambda seed, clients: http_work(seed, max(8, 2 * clients)),
+    "editors typing": lambda seed, clients: keystroke_work(seed, max(8, clients)),
+}
+
+
 def in_process_measurements(
     model: CodeLlamaForCausalLM, tokenizer: CodeLlamaTokenizerFast, bare: dict[str, float], rounds: int
 ) -> dict:
-    """The HTTP workload without HTTP: the engine driven in this process, and the same-work limit, at each client
+    """The HTTP workloads without HTTP: the engine driven in this process, and the same-work limit, at each client
     count; medians of `rounds` (the limit's and the engine's alternating). Speculation is off here: greedy decoding
     from random weights repeats itself, which prompt lookup turns into several tokens a step, and the limit is for
-    one token a step."""
+    one token a step. The prefix cache is on, as in the server."""
     engine = Engine(model, None)
     engine.start()
     try:
         asyncio.run(_round(engine, work_requests(tokenizer, http_work(0, 32)), 32))  # warm-up
-        table = {}
-        for clients in CLIENT_COUNTS:
-            limits, rates = [], []
-            for round_ in range(rounds):
-                requests = work_requests(tokenizer, http_work(1 + 10 * round_ + clients, max(8, 2 * clients)))
-                limits.append(same_work_limit(model, requests, bare[f"batch {clients}"]))
-                result = asyncio.run(_round(engine, requests, clients))
-                rates.append(result["tokens/s per client"] * clients)
-            limit, rate = statistics.median(limits), statistics.median(rates)
-            table[f"{clients} clients"] = {
-                "same-work limit tokens/s": limit,
-                "same-work limit / bare loop": limit / bare[f"batch {clients}"],
-                "engine in-process tokens/s (speculation off)": rate,
-                "engine in-process / same-work limit": rate / limit,
-            }
-        return table
+        tables: dict[str, dict] = {}
+        for workload, make_work in WORKLOADS.items():
+            table = tables[workload] = {}
+            for clients in CLIENT_COUNTS:
+                limits, rates = [], []
+                for round_ in range(rounds):
+                    requests = work_requests(tokenizer, make_work(1 + 10 * round_ + clients, clients))
+                    limits.append(same_work_limit(model, requests, bare[f"batch {clients}"]))
+                    result = asyncio.run(_round(engine, requests, clients))
+                    rates.append(result["tokens/s per client"] * clients)
+                limit, rate = statistics.median(limits), statistics.median(rates)
+                table[f"{clients} clients"] = {
+                    "same-work limit tokens/s": limit,
+                    "same-work limit / bare loop": limit / bare[f"batch {clients}"],
+                    "engine in-process tokens/s (speculation off)": rate,
+                    "engine in-process / same-work limit": rate / limit,
+                }
+        return tables
     finally:
         engine.stop()
 
@@ -152,22 +193,25 @@ def http_measurements(
             targets[theirs] = (url, str(llama_path))
         for url, name in targets.values():  # warm-up
             asyncio.run(http.load_round(url, name, http_work(0, 32), 32))
-        runs = [(name, clients) for name in targets for clients in CLIENT_COUNTS]
-        samples: dict[tuple[str, int], list[dict]] = {run: [] for run in runs}
+        runs = [(name, workload, clients) for workload in WORKLOADS for name in targets for clients in CLIENT_COUNTS]
+        samples: dict[tuple[str, str, int], list[dict]] = {run: [] for run in runs}
         for round_ in range(rounds):
-            for name, clients in runs if round_ % 2 == 0 else runs[::-1]:
+            for name, workload, clients in runs if round_ % 2 == 0 else runs[::-1]:
                 url, model_name = targets[name]
-                work = http_work(1 + 10 * round_ + clients, max(8, 2 * clients))
-                samples[name, clients].append(asyncio.run(http.load_round(url, model_name, work, clients)))
+                work = WORKLOADS[workload](1 + 10 * round_ + clients, clients)
+                samples[name, workload, clients].append(asyncio.run(http.load_round(url, model_name, work, clients)))
     return {
-        name: {
-            f"{clients} clients": {
-                "tokens/s": statistics.median(sample["tokens/s"] for sample in samples[name, clients]),
-                "ttft ms": 1e3 * statistics.median(sample["ttft"] for sample in samples[name, clients]),
+        workload: {
+            name: {
+                f"{clients} clients": {
+                    "tokens/s": statistics.median(sample["tokens/s"] for sample in samples[name, workload, clients]),
+                    "ttft ms": 1e3 * statistics.median(sample["ttft"] for sample in samples[name, workload, clients]),
+                }
+                for clients in CLIENT_COUNTS
             }
-            for clients in CLIENT_COUNTS
+            for name in targets
         }
-        for name in targets
+        for workload in WORKLOADS
     }
 
 
@@ -311,42 +355,43 @@ def trained_model(scratch: Path) -> tuple[CodeLlamaForCausalLM, CodeLlamaTokeniz
 
 
 def plot(results: dict, path: Path) -> None:
-    """tokens/s and TTFT against clients: ours, the anchor and (tokens/s) the bare loop; PNG and SVG."""
+    """A row per workload: tokens/s and TTFT against clients, ours, the anchor and (tokens/s) the bare loop, the
+    same work's limit and the engine in-process; PNG and SVG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (rate, ttft) = plt.subplots(1, 2, figsize=(10, 4))
+    figure, axes = plt.subplots(len(WORKLOADS), 2, figsize=(10, 4 * len(WORKLOADS)), squeeze=False)
     styles = {"codellama-serve": ("tab:blue", "o", "-"),
               "transformers serve --continuous-batching": ("tab:orange", "s", "--")}  # fmt: skip
-    for name, table in results["http"].items():
-        color, marker, line = styles[name]
-        rate.plot(CLIENT_COUNTS, [table[f"{c} clients"]["tokens/s"] for c in CLIENT_COUNTS], color=color,
-                  marker=marker, linestyle=line, label=name)  # fmt: skip
-        ttft.plot(CLIENT_COUNTS, [table[f"{c} clients"]["ttft ms"] for c in CLIENT_COUNTS], color=color,
-                  marker=marker, linestyle=line, label=name)  # fmt: skip
-    bare = results["bare loop tokens/s"]
-    rate.plot(CLIENT_COUNTS, [bare[f"batch {c}"] for c in CLIENT_COUNTS], color="tab:green", marker="^",
-              linestyle=":", label="bare decode loop, no prefills")  # fmt: skip
-    same_work = [results["in-process"][f"{c} clients"]["same-work limit tokens/s"] for c in CLIENT_COUNTS]
-    rate.plot(CLIENT_COUNTS, same_work, color="tab:red", marker="v", linestyle="-.",
-              label="same work's limit (prefills + loop)")  # fmt: skip
-    engine = [
-        results["in-process"][f"{c} clients"]["engine in-process tokens/s (speculation off)"] for c in CLIENT_COUNTS
-    ]
-    rate.plot(CLIENT_COUNTS, engine, color="tab:purple", marker="D", linestyle=(0, (1, 1)),
-              label="engine in-process (no HTTP, speculation off)")  # fmt: skip
-    for axis, label in ((rate, "generated tokens/s"), (ttft, "median time to first token (ms)")):
-        axis.set_xscale("log", base=2)
-        axis.set_xticks(CLIENT_COUNTS, [str(c) for c in CLIENT_COUNTS])
-        axis.set_xlabel("concurrent streaming clients")
-        axis.set_ylabel(label)
-        axis.set_ylim(bottom=0)
-        axis.grid(True, alpha=0.3)
-        axis.legend(fontsize=8)
-    rate.set_title("throughput (dim-256, 4-layer model, CPU)")
-    ttft.set_title("time to first token")
+    bare = [results["bare loop tokens/s"][f"batch {c}"] for c in CLIENT_COUNTS]
+    for (rate, ttft), workload in zip(axes, WORKLOADS):
+        for name, table in results["http"][workload].items():
+            color, marker, line = styles[name]
+            rate.plot(CLIENT_COUNTS, [table[f"{c} clients"]["tokens/s"] for c in CLIENT_COUNTS], color=color,
+                      marker=marker, linestyle=line, label=name)  # fmt: skip
+            ttft.plot(CLIENT_COUNTS, [table[f"{c} clients"]["ttft ms"] for c in CLIENT_COUNTS], color=color,
+                      marker=marker, linestyle=line, label=name)  # fmt: skip
+        rate.plot(CLIENT_COUNTS, bare, color="tab:green", marker="^", linestyle=":",
+                  label="bare decode loop, no prefills")  # fmt: skip
+        in_process = results["in-process"][workload]
+        same_work = [in_process[f"{c} clients"]["same-work limit tokens/s"] for c in CLIENT_COUNTS]
+        rate.plot(CLIENT_COUNTS, same_work, color="tab:red", marker="v", linestyle="-.",
+                  label="same work's limit (prefills + loop)")  # fmt: skip
+        engine = [in_process[f"{c} clients"]["engine in-process tokens/s (speculation off)"] for c in CLIENT_COUNTS]
+        rate.plot(CLIENT_COUNTS, engine, color="tab:purple", marker="D", linestyle=(0, (1, 1)),
+                  label="engine in-process (no HTTP, speculation off)")  # fmt: skip
+        for axis, label in ((rate, "generated tokens/s"), (ttft, "median time to first token (ms)")):
+            axis.set_xscale("log", base=2)
+            axis.set_xticks(CLIENT_COUNTS, [str(c) for c in CLIENT_COUNTS])
+            axis.set_xlabel("concurrent streaming clients")
+            axis.set_ylabel(label)
+            axis.set_ylim(bottom=0)
+            axis.grid(True, alpha=0.3)
+            axis.legend(fontsize=8)
+        rate.set_title(f"{workload}: throughput (dim-256, 4-layer model, CPU)")
+        ttft.set_title(f"{workload}: time to first token")
     figure.tight_layout()
     for suffix in (".png", ".svg"):
         figure.savefig(path.with_suffix(suffix), dpi=110)
@@ -358,6 +403,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per comparison; medians reported")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, here and in each server")
     parser.add_argument("--no-http", dest="http", action="store_false", help="skip the two servers")
+    parser.add_argument("--no-speculation", dest="speculation", action="store_false", help="skip part 3")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.getLogger("transformers").setLevel(logging.ERROR)
@@ -370,27 +416,22 @@ def main() -> None:
     results["in-process"] = in_process_measurements(model, tokenizer, results["bare loop tokens/s"], args.rounds)
     if args.http:
         results["http"] = http_measurements(model, tokenizer, args.rounds, args.threads)
-        ours = results["http"]["codellama-serve"]
-        results["codellama-serve / bare loop"] = {
-            f"{c} clients": ours[f"{c} clients"]["tokens/s"] / results["bare loop tokens/s"][f"batch {c}"]
-            for c in CLIENT_COUNTS
-        }
-        results["codellama-serve / same-work limit"] = {
-            f"{c} clients": ours[f"{c} clients"]["tokens/s"]
-            / results["in-process"][f"{c} clients"]["same-work limit tokens/s"]
-            for c in CLIENT_COUNTS
-        }
-        anchor = results["http"].get("transformers serve --continuous-batching")
-        if anchor is not None:
-            results["codellama-serve / anchor"] = {
-                f"{c} clients": {
-                    "tokens/s": ours[f"{c} clients"]["tokens/s"] / anchor[f"{c} clients"]["tokens/s"],
-                    "ttft": ours[f"{c} clients"]["ttft ms"] / anchor[f"{c} clients"]["ttft ms"],
-                }
-                for c in CLIENT_COUNTS
-            }
-    # Sampled at temperature 1 from random weights, the output never repeats an n-gram: nothing to draft.
+        results["ratios"] = {workload: ratios(results, workload) for workload in WORKLOADS}
     save("engine_speed", results)  # what is measured so far, should a later part fail
+    if args.http:
+        plot(results, PLOT)
+    if args.speculation:
+        results.update(speculation_measurements(model, args.rounds))
+    path = save("engine_speed", results)
+    print(json.dumps(results, indent=2))
+    print(f"written to {path}")
+
+
+def speculation_measurements(model: CodeLlamaForCausalLM, rounds: int) -> dict:
+    """Part 3: speculation off and on, on the edit workload (the trained tiny model) and where nothing matches."""
+    tokenizer = CodeLlamaTokenizerFast(vocab_file=str(SHARED_DATA / "codellama.model"))
+    results = {}
+    # Sampled at temperature 1 from random weights, the output never repeats an n-gram: nothing to draft.
     no_match = [EngineRequest(r.prompt_ids, r.max_new_tokens, (), SamplingParams(temperature=1.0, seed=index))
                 for index, r in enumerate(editor_requests(tokenizer, 16, seed=5))]  # fmt: skip
     with tempfile.TemporaryDirectory() as scratch:
@@ -412,16 +453,30 @@ def main() -> None:
         },
         **speculation_comparison(trained, {"1 client": (edits[:24], 1), "4 clients": (edits[:24], 4),
                                            "1 client, middles that copy": (copying[:24], 1),
-                                           "4 clients, middles that copy": (copying[:24], 4)}, args.rounds),
+                                           "4 clients, middles that copy": (copying[:24], 4)}, rounds),
     }  # fmt: skip
     results["speculation, nothing matches (dim-256 random weights)"] = speculation_comparison(
-        model, {"1 client": (no_match[:6], 1), "8 clients": (no_match, 8)}, args.rounds
+        model, {"1 client": (no_match[:6], 1), "8 clients": (no_match, 8)}, rounds
     )
-    path = save("engine_speed", results)
-    if args.http:
-        plot(results, PLOT)
-    print(json.dumps(results, indent=2))
-    print(f"written to {path}")
+    return results
+
+
+def ratios(results: dict, workload: str) -> dict:
+    """codellama-serve's tokens/s against the bare loop and the same work's limit, and against the anchor (tokens/s
+    and TTFT), at each client count of `workload`."""
+    ours = results["http"][workload]["codellama-serve"]
+    anchor = results["http"][workload].get("transformers serve --continuous-batching")
+    table = {}
+    for clients in CLIENT_COUNTS:
+        key, rate = f"{clients} clients", ours[f"{clients} clients"]["tokens/s"]
+        table[key] = {
+            "ours / bare loop": rate / results["bare loop tokens/s"][f"batch {clients}"],
+            "ours / same-work limit": rate / results["in-process"][workload][key]["same-work limit tokens/s"],
+        }
+        if anchor is not None:
+            table[key]["ours / anchor tokens/s"] = rate / anchor[key]["tokens/s"]
+            table[key]["ours / anchor ttft"] = ours[key]["ttft ms"] / anchor[key]["ttft ms"]
+    return table
 
 
 if __name__ == "__main__":

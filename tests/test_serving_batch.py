@@ -58,14 +58,13 @@ def run_schedule(
         if len(batch):
             with torch.inference_mode():
                 tokens = batch.step().argmax(dim=-1).tolist()
-            keep, next_tokens = [], []
+            keep = []
             for index, (key, token) in enumerate(zip(batch.rows, tokens)):
                 out[key].append(token)
                 if len(out[key]) < budgets[key]:
                     keep.append(index)
-                    next_tokens.append(token)
+            batch.feed(tokens)
             batch.keep(keep)
-            batch.feed(next_tokens)
         step += 1
     return out
 

@@ -216,25 +216,34 @@ class DecodeBatch(Generic[Row]):
         self._view()
 
     def keep(self, indices: Sequence[int]) -> None:
-        """Keep only the rows at `indices` (in that order); drop the padding columns no kept row uses."""
+        """Keep only the rows at `indices`; drop the padding columns no kept row uses.
+
+        The kept rows from the back move into the places of the rows that left, so only they are copied, not every
+        row after the first that left: the order of `rows` (and of the next tokens `feed` set) changes then.
+        """
         if len(indices) == len(self.rows):
             return
         if not indices:
             self._reset()
             return
-        count = len(indices)
-        if list(indices) != list(range(count)):  # move the kept rows to the front
-            select = torch.tensor(list(indices))
+        count, kept = len(indices), set(indices)
+        holes = [place for place in range(count) if place not in kept]
+        movers = sorted(index for index in kept if index >= count)  # as many as there are holes
+        order = list(range(count))
+        if movers:
+            for hole, mover in zip(holes, movers):
+                order[hole] = mover
+            source, target = torch.tensor(movers), torch.tensor(holes)
             for layer in self._layers:
                 for buffer in layer.buffers:
-                    buffer[:count] = buffer.index_select(0, select.to(buffer.device))
-            self._mask[:count] = self._mask.index_select(0, select)
+                    buffer[target.to(buffer.device)] = buffer.index_select(0, source.to(buffer.device))
+            self._mask[target] = self._mask.index_select(0, source)
         # The rows that left may have masked columns in; clear them so a later row never attends to them.
         self._mask[count:] = 0
-        self.rows = [self.rows[i] for i in indices]
-        self._lengths = [self._lengths[i] for i in indices]
-        self._spans = [self._spans[i] for i in indices]
-        self._next = [self._next[i] for i in indices]
+        self.rows = [self.rows[i] for i in order]
+        self._lengths = [self._lengths[i] for i in order]
+        self._spans = [self._spans[i] for i in order]
+        self._next = [self._next[i] for i in order]
         self._start = self._end - max(self._spans)
         self._view()
 
@@ -296,7 +305,8 @@ class DecodeBatch(Generic[Row]):
         return logits.float()
 
     def feed(self, tokens: Sequence[int]) -> None:
-        """Set every row's next input token (the token its last step chose)."""
+        """Set every row's next input token (the token its last step chose), before `keep` drops rows that ended
+        (their entries are then never read)."""
         self._next = list(tokens)
 
 

@@ -535,7 +535,7 @@ class Engine:
                 self._finish(stream, _End(ERROR, error=error))
             return
         argmax = logits.argmax(dim=-1).tolist()  # every greedy row's tokens at once
-        keep, tokens, accepted, cancelled = [], [], [0] * len(rows), []
+        keep, tokens, accepted, cancelled = [], [0] * len(rows), [0] * len(rows), []
         for index, stream in enumerate(rows):
             if stream._cancelled:
                 cancelled.append(stream)
@@ -561,12 +561,12 @@ class Engine:
                 if stream._lookup is not None:
                     stream._lookup.extend(chosen)
                 keep.append(index)
-                tokens.append(chosen[-1])
+                tokens[index] = chosen[-1]
         with self._condition:
             if drafts is not None:
                 self._batch.accept(accepted)
-            self._batch.keep(keep)
             self._batch.feed(tokens)
+            self._batch.keep(keep)
         # An average over the last steps or so: what a step costs at the batch's present size. The planner is fitted
         # to the whole step, drafting and verifying included, not to the forward alone: that host work is part of
         # what a longer draft costs.
