@@ -1,14 +1,17 @@
 """How fast the engine decodes against its limit and its anchor, and what prompt-lookup speculation buys; one run.
 
-    python benchmarks/bench_engine_speed.py [--rounds 3] [--threads 1]
+    python benchmarks/bench_engine_speed.py [--rounds 3] [--threads 1] [--no-http] [--no-speculation]
 
 1. The limit: a bare batched greedy loop over the dim-256, 4-layer model (its forward with its cache, no server,
-   no text) at batch 1, 8 and 32, as tokens/s. The servers' workload also prefills every request's prompt, which
+   no text) at batch 1, 8 and 32, as tokens/s. The servers' workloads also prefill every request's prompt, which
    that loop never does, so beside it stands the limit for the same work: the workload's tokens over the time its
-   prompts take to prefill one by one (the model's forward, nothing else) plus the loop's time for its tokens. No
-   server can pass it without skipping work; the engine in-process (no HTTP) is measured against both.
+   prompts take to prefill one by one (the model's forward, nothing else, past the tokens an earlier prompt
+   shares) plus the loop's time for its tokens. No server can pass it without skipping work; the engine
+   in-process (no HTTP) is measured against both.
 2. `codellama-serve` and `transformers serve --continuous-batching` as processes on the same weights, streaming
-   clients at 1, 8 and 32: tokens/s and median time to first token; ours also as a share of the bare loop.
+   clients at 1, 8 and 32: tokens/s and median time to first token; ours also as a share of the bare loop. Two
+   workloads (`WORKLOADS`): plain completions of unrelated cuts of real code, and editors typing (each cursor's
+   next prompt is its previous one with a few more characters typed, as editors send them).
 3. Speculation off and on, in-process engines measured in alternating rounds:
    - the edit workload on the trained tiny model: infilling prompts cut from held-out real code where the middle
      (one line) repeats a line of the prefix or suffix; acceptance rate, tokens/s per client and latency to the
