@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 SERVE = ["fastapi>=0.110", "uvicorn>=0.29", "pydantic>=2.6", "prometheus-client>=0.20"]
@@ -21,17 +21,12 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=[
-        "transformers_codellama",
-        "transformers_codellama.conversion",
-        "transformers_codellama.serving",
-        "transformers_codellama.training",
-    ],
+    packages=find_packages(include=["transformers_codellama", "transformers_codellama.*"]),
     # A script, not an entry point: it starts before the package registers itself (and imports torch).
     scripts=["conversion/codellama-convert"],
     package_data={
         "transformers_codellama": ["data/*.model", "data/*.safetensors", "py.typed"],
-        "transformers_codellama.serving": ["static/*.html"],  # the playground page
+        "transformers_codellama.serving.http": ["static/*.html"],  # the playground page
     },
     install_requires=[
         "transformers>=5.5.0,<6",

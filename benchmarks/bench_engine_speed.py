@@ -54,9 +54,11 @@ from bench_serving import editor_cuts, editor_requests, new_tokens
 from common import MODEL_SIZES, REPO, SHARED_DATA, save
 
 from transformers_codellama import CodeLlamaConfig, CodeLlamaForCausalLM, CodeLlamaTokenizerFast
-from transformers_codellama.serving import Engine, EngineRequest, PromptLookup, SamplingParams
-from transformers_codellama.serving.batch import forward
-from transformers_codellama.serving.speculation import DEFAULT_LOOKUP, NgramIndex
+from transformers_codellama.serving.engines.base import EngineRequest
+from transformers_codellama.serving.engines.sampling import SamplingParams
+from transformers_codellama.serving.engines.speculation import DEFAULT_LOOKUP, NgramIndex, PromptLookup
+from transformers_codellama.serving.engines.torch_batch.batch import forward
+from transformers_codellama.serving.engines.torch_batch.engine import TorchEngine
 
 CLIENT_COUNTS = (1, 8, 32)
 KEYSTROKES, TYPED = 6, 6  # the editors-typing workload: completions per cursor, characters typed between them
@@ -144,7 +146,7 @@ def in_process_measurements(
     count; medians of `rounds` (the limit's and the engine's alternating). Speculation is off here: greedy decoding
     from random weights repeats itself, which prompt lookup turns into several tokens a step, and the limit is for
     one token a step. The prefix cache is on, as in the server."""
-    engine = Engine(model, None)
+    engine = TorchEngine(model)
     engine.start()
     try:
         asyncio.run(_round(engine, work_requests(tokenizer, http_work(0, 32)), 32))  # warm-up
@@ -245,7 +247,7 @@ def repeating_cuts(tokenizer: CodeLlamaTokenizerFast, context: int, count: int, 
     return prompts
 
 
-async def _client(engine: Engine, work: collections.deque[EngineRequest], latencies: list[float]) -> int:
+async def _client(engine: TorchEngine, work: collections.deque[EngineRequest], latencies: list[float]) -> int:
     received = 0
     while work:
         request = work.popleft()
@@ -255,7 +257,7 @@ async def _client(engine: Engine, work: collections.deque[EngineRequest], latenc
     return received
 
 
-async def _round(engine: Engine, requests: list[EngineRequest], clients: int) -> dict:
+async def _round(engine: TorchEngine, requests: list[EngineRequest], clients: int) -> dict:
     work, latencies = collections.deque(requests), []
     drafted, accepted = engine.drafted, engine.accepted
     start = time.perf_counter()
@@ -272,14 +274,14 @@ async def _round(engine: Engine, requests: list[EngineRequest], clients: int) ->
 def speculation_comparison(model, workloads: dict[str, tuple[list[EngineRequest], int]], rounds: int) -> dict:
     """Speculation off and on, two engines over `model` (prefix cache off, so both do the same work), each
     workload `(requests, clients)` in alternating rounds; medians and the on/off ratio."""
-    engines = {"off": Engine(model, None, prefix_cache_tokens=0),
-               "on": Engine(model, None, prefix_cache_tokens=0, speculation=PromptLookup())}  # fmt: skip
+    engines = {"off": TorchEngine(model, prefix_cache_tokens=0),
+               "on": TorchEngine(model, prefix_cache_tokens=0, speculation=PromptLookup())}  # fmt: skip
     results: dict = {}
     for engine in engines.values():
         engine.start()
     try:
 
-        async def run(engine: Engine, requests: list[EngineRequest], clients: int) -> dict:
+        async def run(engine: TorchEngine, requests: list[EngineRequest], clients: int) -> dict:
             return await _round(engine, requests, clients)
 
         for name, (requests, clients) in workloads.items():
@@ -307,7 +309,7 @@ def speculation_comparison(model, workloads: dict[str, tuple[list[EngineRequest]
 
 
 def greedy_outputs(model: CodeLlamaForCausalLM, requests: list[EngineRequest]) -> list[list[int]]:
-    engine = Engine(model, None, prefix_cache_tokens=0)
+    engine = TorchEngine(model, prefix_cache_tokens=0)
     engine.start()
 
     async def all_of() -> list[list[int]]:

@@ -43,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import MODEL_SIZES, SHARED_DATA, alternating, real_code, save
 
 from transformers_codellama import CodeLlamaConfig, CodeLlamaForCausalLM, CodeLlamaTokenizerFast
-from transformers_codellama.serving import Engine, EngineRequest
+from transformers_codellama.serving.engines.base import EngineRequest
+from transformers_codellama.serving.engines.torch_batch.engine import TorchEngine
 
 CLIENTS = 8
 REQUESTS = 24  # per load round, shared among the clients
@@ -75,7 +76,7 @@ def editor_requests(tokenizer: CodeLlamaTokenizerFast, count: int, seed: int = 0
     ]
 
 
-async def client(engine: Engine, work: collections.deque[EngineRequest], delay: float, ttfts: list[float]) -> int:
+async def client(engine: TorchEngine, work: collections.deque[EngineRequest], delay: float, ttfts: list[float]) -> int:
     """Take requests from the shared `work` until none is left, one after the other; record each one's time to
     first token; return the tokens received."""
     await asyncio.sleep(delay)
@@ -92,7 +93,7 @@ async def client(engine: Engine, work: collections.deque[EngineRequest], delay: 
     return received
 
 
-async def load_round(engine: Engine, requests: list[EngineRequest], clients: int) -> tuple[float, float]:
+async def load_round(engine: TorchEngine, requests: list[EngineRequest], clients: int) -> tuple[float, float]:
     """(generated tokens/s, median time to first token) with `clients` clients working through `requests`."""
     ttfts: list[float] = []
     work = collections.deque(requests)  # shared, so every client stays busy until the work runs out
@@ -101,14 +102,14 @@ async def load_round(engine: Engine, requests: list[EngineRequest], clients: int
     return sum(counts) / (time.perf_counter() - start), statistics.median(ttfts)
 
 
-async def first_token_time(engine: Engine, request: EngineRequest) -> float:
+async def first_token_time(engine: TorchEngine, request: EngineRequest) -> float:
     start = time.perf_counter()
     async for _ in engine.submit(request):
         return time.perf_counter() - start
     raise RuntimeError("no token generated")
 
 
-async def engine_measurements(engine: Engine, tokenizer: CodeLlamaTokenizerFast, rounds: int) -> dict:
+async def engine_measurements(engine: TorchEngine, tokenizer: CodeLlamaTokenizerFast, rounds: int) -> dict:
     requests = editor_requests(tokenizer, REQUESTS)
     await load_round(engine, requests[:CLIENTS], CLIENTS)  # warm-up
     samples: dict[str, list[tuple[float, float]]] = {"one client at a time": [], f"{CLIENTS} concurrent clients": []}
@@ -139,7 +140,7 @@ async def engine_measurements(engine: Engine, tokenizer: CodeLlamaTokenizerFast,
     return results
 
 
-async def prefix_measurements(engine: Engine, tokenizer: CodeLlamaTokenizerFast, rounds: int) -> dict:
+async def prefix_measurements(engine: TorchEngine, tokenizer: CodeLlamaTokenizerFast, rounds: int) -> dict:
     """A ~1,500-token infilling request after one whose prefix lacked its last 20 characters, against cold."""
     text = max(real_code(1.0), key=len)
     cursor = len(text) // 2
@@ -183,7 +184,9 @@ async def prefix_measurements(engine: Engine, tokenizer: CodeLlamaTokenizerFast,
     }
 
 
-def overhead_measurement(engine: Engine, model: CodeLlamaForCausalLM, request: EngineRequest, repeats: int) -> dict:
+def overhead_measurement(
+    engine: TorchEngine, model: CodeLlamaForCausalLM, request: EngineRequest, repeats: int
+) -> dict:
     """One request through the engine (submit, stream every token) against `model.generate` on the same ids."""
     new_tokens = request.max_new_tokens
     prompt = torch.tensor([request.prompt_ids])
@@ -216,7 +219,9 @@ class ManagerSilent(RuntimeError):
     """transformers' continuous-batching manager (the anchor) stopped answering: its failure, not this engine's."""
 
 
-def manager_comparison(engine: Engine, model: CodeLlamaForCausalLM, requests: list[EngineRequest], rounds: int) -> dict:
+def manager_comparison(
+    engine: TorchEngine, model: CodeLlamaForCausalLM, requests: list[EngineRequest], rounds: int
+) -> dict:
     """transformers' continuous-batching manager (`init_continuous_batching`, warmed up) against this engine on the
     same requests, all submitted at once, in interleaved rounds; both checked against `generate`'s greedy tokens."""
     new_tokens = requests[0].max_new_tokens
@@ -285,7 +290,7 @@ def http_measurements(model: CodeLlamaForCausalLM, tokenizer: CodeLlamaTokenizer
         f"~{statistics.median(len(tokenizer(p, suffix=s).input_ids) for p, s in long_cuts):.0f}-token prompts",
     }
     # What Meta's layout makes the model write for the probe, and what it writes for the prefix alone.
-    engine = Engine(model, tokenizer)
+    engine = TorchEngine(model)
     engine.start()
 
     async def greedy(ids: list[int], stops: tuple[int, ...]) -> list[int]:
@@ -353,7 +358,7 @@ def main() -> None:
     tokenizer = CodeLlamaTokenizerFast(vocab_file=str(SHARED_DATA / "codellama.model"))
     torch.manual_seed(0)
     model = CodeLlamaForCausalLM(CodeLlamaConfig(**MODEL_SIZES)).eval()
-    engine = Engine(model, tokenizer, max_batch_size=CLIENTS)
+    engine = TorchEngine(model, max_batch_size=CLIENTS)
     engine.start()
     try:
         results = {"model": MODEL_SIZES, "threads": args.threads}

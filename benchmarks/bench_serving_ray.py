@@ -145,7 +145,7 @@ def main() -> None:
     from real_data import code_cuts
     from tiny_checkpoints import make_checkpoint
 
-    from transformers_codellama.serving.ray_deployment import RayOptions, build_app
+    from transformers_codellama.serving.ray_serve.deployment import RayOptions, build_app
 
     work = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     checkpoint = make_checkpoint(work / "base", seed=3)

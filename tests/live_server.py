@@ -16,11 +16,18 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import transformers_codellama  # noqa: F401  (registers Code Llama with the Auto classes)
 from transformers_codellama.serving.app import create_app
+from transformers_codellama.serving.loading import engine_options, torch_served
 
 
 def load(checkpoint: Path) -> tuple[Any, Any]:
     """The model and tokenizer of a converted checkpoint, loaded as `codellama-serve` loads them."""
     return AutoModelForCausalLM.from_pretrained(checkpoint).eval(), AutoTokenizer.from_pretrained(checkpoint)
+
+
+def torch_app(model: Any, tokenizer: Any, *, model_name: str, **options: Any) -> Any:
+    """`create_app` over the torch batch engine on `model`; `options` are the engine's and the app's keywords."""
+    engine, app_options = engine_options(options)
+    return create_app(*torch_served(model, tokenizer, engine), model_name=model_name, **app_options)
 
 
 class LiveServer:
@@ -52,4 +59,4 @@ class LiveServer:
 def serve(checkpoint: Path, *, model_name: str = "codellama-test", **options: Any) -> tuple[LiveServer, Any, Any]:
     """A `LiveServer` (not started) over `checkpoint`, with its model and tokenizer."""
     model, tokenizer = load(checkpoint)
-    return LiveServer(create_app(model, tokenizer, model_name=model_name, **options)), model, tokenizer
+    return LiveServer(torch_app(model, tokenizer, model_name=model_name, **options)), model, tokenizer

@@ -126,9 +126,7 @@ def serving_blocks(stand_ins):
     `MODEL` as written), or the package's small trained model when it names none. Hub ids are not replaced on this
     page: there they are only names, so an example naming another model than its server serves gets 404, as a
     reader's would."""
-    from live_server import LiveServer, load
-
-    from transformers_codellama.serving.app import create_app
+    from live_server import LiveServer, load, torch_app
 
     paths = {name: path for name, path in stand_ins.items() if not name.startswith("codellama/")}
     with contextlib.ExitStack() as stack:
@@ -146,7 +144,7 @@ def serving_blocks(stand_ins):
                 else:
                     model, tokenizer = load(Path(paths[args.model]))
                     name = paths.get(args.model_name or args.model, args.model_name or args.model)
-                server = stack.enter_context(LiveServer(create_app(model, tokenizer, model_name=name)))
+                server = stack.enter_context(LiveServer(torch_app(model, tokenizer, model_name=name)))
                 urls[f"http://127.0.0.1:{args.port}"] = server.url
             for name, replacement in {**paths, **urls}.items():
                 source = source.replace(name, replacement)

@@ -11,7 +11,7 @@ import torch
 from tiny_checkpoints import greedy, random_model, tiny_config
 from transformers import DynamicCache
 
-from transformers_codellama.serving.batch import DecodeBatch, forward, state_of
+from transformers_codellama.serving.engines.torch_batch.batch import DecodeBatch, forward, state_of
 
 
 def random_prompt(length: int, rng: random.Random) -> list[int]:

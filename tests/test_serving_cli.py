@@ -13,10 +13,11 @@ import time
 
 import httpx
 import psutil
+import pytest
 from tiny_checkpoints import make_checkpoint
 
 from transformers_codellama.serving.cli import API_KEY_ENV, build_parser, main
-from transformers_codellama.serving.context import DEFAULT_MAX_TOKENS_CAP
+from transformers_codellama.serving.defaults import DEFAULT_MAX_TOKENS_CAP
 
 
 def _free_port() -> int:
@@ -90,16 +91,16 @@ def test_cli_refuses_a_missing_checkpoint_in_one_line(tmp_path, capsys):
     assert main([str(tmp_path / "nothing-here")]) == 1
     error = capsys.readouterr().err
     assert error.startswith("codellama-serve: error: cannot load") and "Traceback" not in error
-    assert main([str(tmp_path), "--max-tokens", "0"]) == 2
-    assert "--max-tokens must be positive" in capsys.readouterr().err
+    assert main([str(tmp_path), "--max-tokens-cap", "0"]) == 2
+    assert "--max-tokens-cap must be positive" in capsys.readouterr().err
 
 
-def test_max_tokens_cap_and_its_deprecated_spelling(tmp_path, capsys):
+def test_max_tokens_cap(tmp_path, capsys):
     assert build_parser().parse_args(["m", "--max-tokens-cap", "64"]).max_tokens_cap == 64
     assert build_parser().parse_args(["m"]).max_tokens_cap == DEFAULT_MAX_TOKENS_CAP
     assert main([str(tmp_path), "--max-tokens-cap", "0"]) == 2
     assert "--max-tokens-cap must be positive; got 0" in capsys.readouterr().err
-    assert main([str(tmp_path), "--max-tokens", "-3"]) == 2  # the old spelling still sets the cap, and is named
-    error = capsys.readouterr().err
-    assert "--max-tokens is deprecated; use --max-tokens-cap" in error
-    assert "--max-tokens must be positive; got -3" in error
+    with pytest.raises(SystemExit) as exit_info:  # no abbreviations: `--max-tokens` is no other flag's prefix
+        build_parser().parse_args(["m", "--max-tokens", "3"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --max-tokens" in capsys.readouterr().err

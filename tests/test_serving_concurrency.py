@@ -8,11 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
-from live_server import load, serve
+from live_server import load, serve, torch_app
 from real_data import code_cuts
 from tiny_checkpoints import make_checkpoint
-
-from transformers_codellama.serving.app import create_app
 
 CLIENTS = 8
 LONG = 16000  # far more than can be generated in the seconds a cancellation is given
@@ -27,7 +25,7 @@ def server(tmp_path_factory):
 
 
 def _engine(server):
-    return server.server.config.app.state.server.engine
+    return server.server.config.app.state.engine
 
 
 def _wait_idle(server, seconds=10.0):
@@ -82,10 +80,10 @@ def test_disconnected_plain_request_is_cancelled(server):
 
 def test_app_starts_and_stops_its_engine(tmp_path):
     model, tokenizer = load(make_checkpoint(tmp_path / "base"))
-    app = create_app(model, tokenizer, model_name="m")
+    app = torch_app(model, tokenizer, model_name="m")
     from starlette.testclient import TestClient
 
-    engine = app.state.server.engine
+    engine = app.state.engine
     with TestClient(app) as client:
         assert engine.running and client.get("/health").json() == {"status": "ok"}
     assert not engine.running

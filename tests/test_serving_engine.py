@@ -11,7 +11,11 @@ import torch
 from tiny_checkpoints import MetaReference, chain, greedy, make_checkpoint, random_model, tiny_config
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from transformers_codellama.serving import Engine, EngineBusy, EngineError, EngineRequest, EngineStream, SamplingParams
+from transformers_codellama.serving.engines.base import EngineRequest
+from transformers_codellama.serving.engines.errors import EngineBusy, EngineError
+from transformers_codellama.serving.engines.sampling import SamplingParams
+from transformers_codellama.serving.engines.torch_batch.engine import TorchEngine
+from transformers_codellama.serving.engines.torch_batch.stream import EngineStream
 from transformers_codellama.stopping import COMPLETE, INFILL, stop_ids
 
 
@@ -29,7 +33,7 @@ def serve(model, coroutine_function, **options):
     """Run `coroutine_function(engine)` against a started engine; stop it afterwards."""
 
     async def main():
-        engine = Engine(model, None, **options)
+        engine = TorchEngine(model, **options)
         engine.start()
         try:
             return await coroutine_function(engine)
@@ -317,7 +321,7 @@ def test_bad_requests_are_refused_with_one_line(model, request_, message):
 
 def test_full_queue_and_stop(model):
     async def run():
-        engine = Engine(model, None, max_queue=2)  # not started: requests wait
+        engine = TorchEngine(model, max_queue=2)  # not started: requests wait
         streams = [engine.submit(EngineRequest([1, 2], 4, ())) for _ in range(2)]
         with pytest.raises(EngineBusy, match="queue is full"):
             engine.submit(EngineRequest([1, 2], 4, ()))
@@ -326,7 +330,7 @@ def test_full_queue_and_stop(model):
 
     assert asyncio.run(run()) == ([[], []], ["cancelled", "cancelled"])
     with pytest.raises(RuntimeError):  # outside an event loop
-        Engine(model, None).submit(EngineRequest([1, 2], 4, ()))
+        TorchEngine(model).submit(EngineRequest([1, 2], 4, ()))
 
 
 def test_a_failing_request_ends_alone(model):

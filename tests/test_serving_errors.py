@@ -163,13 +163,11 @@ def test_cors_is_off_and_the_server_still_serves(url):
 
 
 def test_cors_only_for_configured_origins(tmp_path):
-    from live_server import load
+    from live_server import load, torch_app
     from starlette.testclient import TestClient
 
-    from transformers_codellama.serving.app import create_app
-
     model, tokenizer = load(make_checkpoint(tmp_path / "base"))
-    app = create_app(model, tokenizer, model_name="m", api_key=KEY, cors_origins=["https://editor.example"])
+    app = torch_app(model, tokenizer, model_name="m", api_key=KEY, cors_origins=["https://editor.example"])
     preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "Authorization"}
     with TestClient(app) as client:
         allowed = client.options("/v1/completions", headers={"Origin": "https://editor.example", **preflight})
@@ -181,14 +179,12 @@ def test_cors_only_for_configured_origins(tmp_path):
 
 
 def test_models_without_infilling_refuse_it_and_still_complete(tmp_path):
-    from live_server import load
+    from live_server import load, torch_app
     from real_data import LLAMA2_MODEL
     from starlette.testclient import TestClient
 
-    from transformers_codellama.serving.app import create_app
-
     model, tokenizer = load(make_checkpoint(tmp_path / "python", variant="python", vocab_file=LLAMA2_MODEL))
-    with TestClient(create_app(model, tokenizer, model_name="m")) as client:
+    with TestClient(torch_app(model, tokenizer, model_name="m")) as client:
         for path, body in [
             ("/v1/completions", {"model": "m", "prompt": "def f(", "suffix": ")\n"}),
             ("/v1/completions", {"model": "m", "prompt": "<PRE> def f( <SUF>)\n <MID>"}),

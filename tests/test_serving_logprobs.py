@@ -18,8 +18,10 @@ from huggingface_hub import InferenceClient
 from live_server import serve
 from tiny_checkpoints import greedy, make_checkpoint, random_model, tiny_config
 
-from transformers_codellama.serving import Engine, EngineRequest, SamplingParams
-from transformers_codellama.serving.speculation import PromptLookup
+from transformers_codellama.serving.engines.base import EngineRequest
+from transformers_codellama.serving.engines.sampling import SamplingParams
+from transformers_codellama.serving.engines.speculation import PromptLookup
+from transformers_codellama.serving.engines.torch_batch.engine import TorchEngine
 
 NEW = 10
 
@@ -39,7 +41,7 @@ def run(model, requests, **options):
     """Every request's (ids, stream) served together on one engine (speculation on unless told otherwise)."""
 
     async def main():
-        engine = Engine(model, None, speculation=options.pop("speculation", PromptLookup()), **options)
+        engine = TorchEngine(model, speculation=options.pop("speculation", PromptLookup()), **options)
         engine.start()
         try:
             streams = [engine.submit(request) for request in requests]

@@ -8,11 +8,9 @@ import subprocess
 
 import httpx
 import pytest
-from live_server import serve
+from live_server import serve, torch_app
 from prometheus_client.parser import text_string_to_metric_families
 from tiny_checkpoints import MetaReference, greedy, make_checkpoint
-
-from transformers_codellama.serving.app import create_app
 
 KEY = "ops-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -51,7 +49,7 @@ def test_schema_docs_and_metrics_need_the_key_like_every_endpoint(setup):
     assert "swagger-ui" in httpx.get(url + "/docs", headers=AUTH).text
     assert httpx.get(url + "/health").status_code == 200  # still public
     # Each app has its own registry: a second app in this process registers the same names without a clash.
-    create_app(setup["model"], setup["tokenizer"], model_name="second")
+    torch_app(setup["model"], setup["tokenizer"], model_name="second")
 
 
 def test_metrics_count_requests_tokens_latencies_and_prefix_reuse(setup):

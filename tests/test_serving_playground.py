@@ -12,9 +12,8 @@ import shutil
 
 import httpx
 import pytest
-from live_server import LiveServer
+from live_server import LiveServer, torch_app
 
-from transformers_codellama.serving.app import create_app
 from transformers_codellama.serving.default_model import DEFAULT_MODEL_NAME, load_default_model
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -36,7 +35,7 @@ SUFFIX = "\n    def __iter__(self):\n        return iter(self._items)\n"
 @pytest.fixture(scope="module")
 def url():
     model, tokenizer = load_default_model()
-    with LiveServer(create_app(model, tokenizer, model_name=DEFAULT_MODEL_NAME)) as server:
+    with LiveServer(torch_app(model, tokenizer, model_name=DEFAULT_MODEL_NAME)) as server:
         yield server.url
 
 

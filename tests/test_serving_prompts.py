@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from real_data import CODELLAMA_MODEL, code_cuts, stdlib_sources
 
-from transformers_codellama.serving.errors import ServingError
-from transformers_codellama.serving.prompts import (
+from transformers_codellama.serving.adapters.prompts import (
     chat_prompt,
     completion_prompt,
     extra_context,
@@ -15,6 +14,7 @@ from transformers_codellama.serving.prompts import (
     parse_editor_template,
     split_infilling,
 )
+from transformers_codellama.serving.http.errors import ServingError
 from transformers_codellama.stopping import COMPLETE, INFILL
 
 BIG = 100_000

@@ -30,7 +30,7 @@ from tiny_checkpoints import make_checkpoint
 ray = pytest.importorskip("ray")
 from ray import serve  # noqa: E402
 
-from transformers_codellama.serving.ray_deployment import REPLICA_HEADER, RayOptions, build_app  # noqa: E402
+from transformers_codellama.serving.ray_serve.deployment import REPLICA_HEADER, RayOptions, build_app  # noqa: E402
 
 KEY = "ray-test-key"
 NAME = "codellama-test"

@@ -11,10 +11,11 @@ import pytest
 import torch
 from tiny_checkpoints import greedy, random_model, tiny_config, transition_model
 
-from transformers_codellama.serving import Engine, EngineRequest, SamplingParams
-from transformers_codellama.serving.engine import MAX_ROWS, cache_bytes_per_token, default_threads
-from transformers_codellama.serving.sampling import TokenChooser
-from transformers_codellama.serving.speculation import DraftPlanner, NgramIndex, PromptLookup
+from transformers_codellama.serving.engines.base import EngineRequest
+from transformers_codellama.serving.engines.host import default_threads
+from transformers_codellama.serving.engines.sampling import SamplingParams, TokenChooser
+from transformers_codellama.serving.engines.speculation import DraftPlanner, NgramIndex, PromptLookup
+from transformers_codellama.serving.engines.torch_batch.engine import MAX_ROWS, TorchEngine, cache_bytes_per_token
 from transformers_codellama.tiny_model import CONTEXT
 
 LOOKUP = PromptLookup(draft_tokens=4, ngram=2)
@@ -24,7 +25,7 @@ def run(model, requests, **options):
     """Every request's tokens from one engine, all submitted at once; and the engine (for its counters)."""
 
     async def main():
-        engine = Engine(model, None, **options)
+        engine = TorchEngine(model, **options)
         engine.start()
         try:
             streams = [engine.submit(request) for request in requests]

@@ -77,16 +77,14 @@ def test_completion_runs_past_eot_to_eos(url, meta, ids):
 
 
 def test_llama_cpp_time_limit_ends_after_a_newline(tmp_path, meta, ids):
-    from live_server import load
+    from live_server import load, torch_app
     from starlette.testclient import TestClient
-
-    from transformers_codellama.serving.app import create_app
 
     newline = meta.sp.piece_to_id("<0x0A>")
     transitions = {**chain(meta.mid, ids["x"], newline, ids["sys"]), ids["sys"]: ids["sys"]}  # then sys forever
     model, tokenizer = load(make_checkpoint(tmp_path / "loop", transitions=transitions))
     body = {"input_prefix": PREFIX, "input_suffix": SUFFIX, "temperature": 0, "n_predict": 1000}
-    with TestClient(create_app(model, tokenizer, model_name="m")) as client:
+    with TestClient(torch_app(model, tokenizer, model_name="m")) as client:
         timed = client.post("/infill", json={**body, "t_max_predict_ms": 1}).json()
         assert timed["content"].startswith(" x\n") and timed["stop_type"] == "limit"
         assert 2 <= timed["tokens_predicted"] < 1000

@@ -6,7 +6,7 @@ import random
 
 from real_data import stdlib_sources
 
-from transformers_codellama.serving.text_stream import IncrementalDecoder, StopStrings, TextStream
+from transformers_codellama.serving.adapters.text_stream import IncrementalDecoder, StopStrings, TextStream
 
 BYTE_IDS = range(3, 259)  # <0x00>..<0xFF>: byte-fallback pieces
 

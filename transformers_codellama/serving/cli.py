@@ -15,17 +15,17 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 # `pip install .` leaves the server's dependencies out: say which extra to install, not a traceback.
 SERVE_MODULES = frozenset({"fastapi", "starlette", "pydantic", "uvicorn", "prometheus_client"})
 try:
+    import fastapi  # noqa: F401
     import prometheus_client  # noqa: F401
     import uvicorn
 
-    from .context import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS_CAP
-    from .default_model import DEFAULT_MODEL_NAME, DEFAULT_MODEL_NOTE, load_default_model
-    from .speculation import DEFAULT_LOOKUP, PromptLookup
+    from .default_model import DEFAULT_MODEL_NAME, DEFAULT_MODEL_NOTE
+    from .defaults import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS_CAP, DEFAULT_PREFIX_CACHE_TOKENS
+    from .engines.speculation import DEFAULT_LOOKUP, PromptLookup
 except ImportError as missing:
     if (missing.name or "").partition(".")[0] not in SERVE_MODULES:
         raise
@@ -41,6 +41,7 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codellama-serve",
+        allow_abbrev=False,  # `--model PATH` must not be read as `--model-name PATH`
         description="Serve Code Llama to editors: OpenAI /v1/completions (with suffix) and /v1/chat/completions, "
         "llama.cpp /infill, TGI /generate and /generate_stream.",
     )
@@ -64,8 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_TOKENS_CAP,
         help="the most tokens one completion may generate; larger max_tokens/n_predict/max_new_tokens are lowered to it",
     )
-    # The old spelling, which read as a default rather than a cap: still accepted, with a note on stderr.
-    parser.add_argument("--max-tokens", type=int, dest="deprecated_max_tokens", help=argparse.SUPPRESS)
     parser.add_argument(
         "--max-batch-size",
         type=int,
@@ -90,7 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_LOOKUP.ngram,
         help="prompt-lookup speculation: trailing tokens matched against the request's own text (default: %(default)s)",
     )
-    parser.add_argument("--prefix-cache-tokens", type=int, default=16384, help="prompt-state cache budget, in tokens")
+    parser.add_argument(
+        "--prefix-cache-tokens",
+        type=int,
+        default=DEFAULT_PREFIX_CACHE_TOKENS,
+        help="prompt-state cache budget, in tokens (default: %(default)s)",
+    )
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest request body")
     parser.add_argument(
         "--cors-origin", action="append", default=[], help="allow this origin through CORS (repeatable; default: off)"
@@ -119,27 +123,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Load the model and tokenizer, build the app and run it with uvicorn until interrupted."""
     args = build_parser().parse_args(argv)
-    cap_flag = "--max-tokens-cap"
-    if args.deprecated_max_tokens is not None:
-        print("codellama-serve: note: --max-tokens is deprecated; use --max-tokens-cap", file=sys.stderr)
-        cap_flag, args.max_tokens_cap = "--max-tokens", args.deprecated_max_tokens
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     for name, value in (
         ("--port", args.port),
-        (cap_flag, args.max_tokens_cap),
+        ("--max-tokens-cap", args.max_tokens_cap),
         ("--max-batch-size", args.max_batch_size),
         ("--threads", args.threads),
         ("--draft-tokens", args.draft_tokens),
         ("--draft-ngram", args.draft_ngram),
     ):
-        if value < (1 if name in ("--max-tokens-cap", "--max-tokens", "--draft-ngram") else 0):
+        if value < (1 if name in ("--max-tokens-cap", "--draft-ngram") else 0):
             print(f"codellama-serve: error: {name} must be positive; got {value}", file=sys.stderr)
             return 2
 
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     if args.ray:
         try:
-            from .ray_runner import serve_on_ray
+            from .ray_serve.runner import serve_on_ray
         except ImportError as missing:
             if (missing.name or "").partition(".")[0] != "ray":
                 raise
@@ -148,26 +148,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve_on_ray(args, api_key=api_key)
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    import transformers_codellama  # noqa: F401  (registers Code Llama with the Auto classes)
 
     from .app import create_app
-    from .engine import default_threads
+    from .engines.host import default_threads
+    from .loading import EngineOptions, load
 
     # Chosen before anything runs on torch: the engine's thread decodes with the count its starter has.
     threads = args.threads or default_threads()
     torch.set_num_threads(threads)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
-    model: Any
+    speculation = PromptLookup(draft_tokens=args.draft_tokens, ngram=args.draft_ngram) if args.draft_tokens else None
+    options = EngineOptions(
+        max_batch_size=args.max_batch_size, prefix_cache_tokens=args.prefix_cache_tokens, speculation=speculation
+    )
     try:
-        if args.model is None:
-            model, tokenizer = load_default_model(dtype)
-        else:
-            tokenizer = AutoTokenizer.from_pretrained(args.model)
-            model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype)
-        model = model.to(device).eval()
+        served = load(args.model, dtype=args.dtype, device=args.device, options=options)
     except (OSError, ValueError) as error:
         print(f"codellama-serve: error: cannot load {args.model}: {error}", file=sys.stderr)
         return 1
@@ -177,19 +171,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     name = args.model_name or args.model or DEFAULT_MODEL_NAME
     app = create_app(
-        model,
-        tokenizer,
+        *served,
         model_name=name,
         api_key=api_key,
         max_tokens_cap=args.max_tokens_cap,
         max_body_bytes=args.max_body_bytes,
         cors_origins=args.cors_origin,
-        max_batch_size=args.max_batch_size,
-        prefix_cache_tokens=args.prefix_cache_tokens,
-        speculation=PromptLookup(draft_tokens=args.draft_tokens, ngram=args.draft_ngram) if args.draft_tokens else None,
     )
     note = f"; {DEFAULT_MODEL_NOTE}" if args.model is None else ""
-    dtype_name = str(next(model.parameters()).dtype).removeprefix("torch.")
+    dtype_name, device = served.facts.dtype, served.facts.device_type
 
     class AnnouncingServer(uvicorn.Server):
         """uvicorn's server, printing the start-up line once it listens."""
