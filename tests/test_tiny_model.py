@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 
 import torch
 from safetensors import safe_open
@@ -72,20 +70,3 @@ def test_line_split_blanks_one_whole_line():
         assert split.prefix == "" or split.prefix.endswith("\n")
     assert line_split("\n\n", random.Random(0), suffix_first=True) is None
 
-
-def test_old_module_names_still_work():
-    """`transformers_codellama.fim`, `.fim_collator` and `.tiny_model` moved into `training/`; the old names remain."""
-    from transformers_codellama import fim, fim_collator, tiny_model
-    from transformers_codellama.training import fim as training_fim
-    from transformers_codellama.training import fim_collator as training_collator
-    from transformers_codellama.training import tiny_model as training_tiny_model
-
-    for old, new in ((fim, training_fim), (fim_collator, training_collator), (tiny_model, training_tiny_model)):
-        assert old.__all__ == new.__all__ and all(getattr(old, name) is getattr(new, name) for name in old.__all__)
-    result = subprocess.run(
-        [sys.executable, "-m", "transformers_codellama.tiny_model", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "--steps" in result.stdout
