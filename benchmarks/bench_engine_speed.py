@@ -348,7 +348,7 @@ def trained_model(scratch: Path) -> tuple[CodeLlamaForCausalLM, CodeLlamaTokeniz
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from transformers_codellama.conversion.convert import convert
-    from transformers_codellama.training.tiny_model import CONTEXT, write_meta_checkpoint
+    from transformers_codellama.tiny_checkpoint import CONTEXT, write_meta_checkpoint
 
     meta = write_meta_checkpoint(scratch / "CodeLlama-tiny")
     convert(input_dir=meta, output_dir=scratch / "converted", dtype="float32", context_length=CONTEXT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 
+import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -12,17 +13,14 @@ from tiny_checkpoints import random_model
 
 from transformers_codellama import CodeLlamaForCausalLM, CodeLlamaTokenizerFast
 from transformers_codellama.conversion.convert import convert
+from transformers_codellama.tiny_checkpoint import CONTEXT, PARAMS, WEIGHTS_PATH, write_meta_checkpoint
 from transformers_codellama.tiny_tokenizer import TINY_MODEL_PATH
 from transformers_codellama.training.tiny_model import (
-    CONTEXT,
-    PARAMS,
-    WEIGHTS_PATH,
     hf_config,
     line_split,
     meta_state_dict,
     stdlib_files,
     training_examples,
-    write_meta_checkpoint,
 )
 
 
@@ -70,3 +68,9 @@ def test_line_split_blanks_one_whole_line():
         assert split.prefix == "" or split.prefix.endswith("\n")
     assert line_split("\n\n", random.Random(0), suffix_first=True) is None
 
+
+def test_meta_export_names_a_weights_file_without_params(tmp_path):
+    weights = tmp_path / "weights.safetensors"
+    save_file({"norm.weight": torch.ones(4)}, str(weights))
+    with pytest.raises(ValueError, match=r"weights\.safetensors: no 'params' in the file's metadata"):
+        write_meta_checkpoint(tmp_path / "CodeLlama-tiny", weights)
