@@ -223,7 +223,7 @@ def http_measurements(
 def repeating_cuts(tokenizer: CodeLlamaTokenizerFast, context: int, count: int, seed: int = 0) -> list[list[int]]:
     """Infilling prompts (PSM) from held-out real code: the middle is one whole line that also occurs in the
     ~300 characters before it or the ~120 after it; prompts leave room for a 48-token middle."""
-    from transformers_codellama.tiny_model import stdlib_files
+    from transformers_codellama.training.tiny_model import stdlib_files
 
     rng = random.Random(seed)
     prompts: list[list[int]] = []
@@ -350,7 +350,7 @@ def trained_model(scratch: Path) -> tuple[CodeLlamaForCausalLM, CodeLlamaTokeniz
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from transformers_codellama.conversion.convert import convert
-    from transformers_codellama.tiny_model import CONTEXT, write_meta_checkpoint
+    from transformers_codellama.tiny_checkpoint import CONTEXT, write_meta_checkpoint
 
     meta = write_meta_checkpoint(scratch / "CodeLlama-tiny")
     convert(input_dir=meta, output_dir=scratch / "converted", dtype="float32", context_length=CONTEXT)

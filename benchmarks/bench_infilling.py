@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save
 
 from transformers_codellama.stopping import INFILL, stop_ids
-from transformers_codellama.training.tiny_model import CONTEXT, WEIGHTS_PATH, stdlib_files
+from transformers_codellama.tiny_checkpoint import CONTEXT, WEIGHTS_PATH
+from transformers_codellama.training.tiny_model import stdlib_files
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ def load(checkpoint: str | None, scratch: Path, weights: Path = WEIGHTS_PATH) ->
 
     if checkpoint is None:
         from transformers_codellama.conversion.convert import convert
-        from transformers_codellama.training.tiny_model import write_meta_checkpoint
+        from transformers_codellama.tiny_checkpoint import write_meta_checkpoint
 
         meta = write_meta_checkpoint(scratch / "CodeLlama-tiny", weights)
         convert(input_dir=meta, output_dir=scratch / "converted", dtype="float32", context_length=CONTEXT)

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import MODEL_SIZES, SHARED_DATA, alternating, generation_arguments, generation_results, save
 
 from transformers_codellama import CodeLlamaConfig, CodeLlamaForCausalLM, CodeLlamaTokenizerFast
-from transformers_codellama.modeling_code_llama import generation_config_for
+from transformers_codellama.stopping import generation_config_for
 
 PROMPT = 'def remove_non_ascii(s: str) -> str:\n    """ <FILL_ME>\n    return result\n'
 

@@ -27,8 +27,8 @@ from tiny_checkpoints import make_checkpoint
 from transformers_codellama.conversion.convert import convert
 from transformers_codellama.serving.cli import build_parser
 from transformers_codellama.serving.default_model import DEFAULT_MODEL_NAME, load_default_model
-from transformers_codellama.training.tiny_model import CONTEXT
-from transformers_codellama.training.tiny_model import write_meta_checkpoint as write_trained_meta_checkpoint
+from transformers_codellama.tiny_checkpoint import CONTEXT
+from transformers_codellama.tiny_checkpoint import write_meta_checkpoint as write_trained_meta_checkpoint
 
 DOCS = [*sorted((REPO / "docs").glob("*.md")), REPO / "README.md"]
 FENCE = re.compile(r"^```(python|bash)\n(.*?)^```", re.S | re.M)

@@ -11,9 +11,10 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, pipeline
 
 from transformers_codellama.conversion.convert import convert
+from transformers_codellama.tiny_checkpoint import CONTEXT, write_meta_checkpoint
 from transformers_codellama.training.fim import fim_map_function
 from transformers_codellama.training.fim_collator import FimDataCollator
-from transformers_codellama.training.tiny_model import CONTEXT, stdlib_files, write_meta_checkpoint
+from transformers_codellama.training.tiny_model import stdlib_files
 
 peft = pytest.importorskip("peft")
 datasets = pytest.importorskip("datasets")

@@ -28,7 +28,7 @@ from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
 from transformers.models.auto.tokenization_auto import TOKENIZER_MAPPING_NAMES
 
 from transformers_codellama import CodeLlamaConfig, CodeLlamaForCausalLM, CodeLlamaModel, CodeLlamaTokenizerFast
-from transformers_codellama.modeling_code_llama import generation_config_for, stop_token_ids
+from transformers_codellama.stopping import generation_config_for, stop_token_ids
 
 CONFIGS = {
     "mha-32016": {"vocab_size": 32016, "num_key_value_heads": 4},

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 
+import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -14,17 +13,14 @@ from tiny_checkpoints import random_model
 
 from transformers_codellama import CodeLlamaForCausalLM, CodeLlamaTokenizerFast
 from transformers_codellama.conversion.convert import convert
+from transformers_codellama.tiny_checkpoint import CONTEXT, PARAMS, WEIGHTS_PATH, write_meta_checkpoint
 from transformers_codellama.tiny_tokenizer import TINY_MODEL_PATH
 from transformers_codellama.training.tiny_model import (
-    CONTEXT,
-    PARAMS,
-    WEIGHTS_PATH,
     hf_config,
     line_split,
     meta_state_dict,
     stdlib_files,
     training_examples,
-    write_meta_checkpoint,
 )
 
 
@@ -73,19 +69,8 @@ def test_line_split_blanks_one_whole_line():
     assert line_split("\n\n", random.Random(0), suffix_first=True) is None
 
 
-def test_old_module_names_still_work():
-    """`transformers_codellama.fim`, `.fim_collator` and `.tiny_model` moved into `training/`; the old names remain."""
-    from transformers_codellama import fim, fim_collator, tiny_model
-    from transformers_codellama.training import fim as training_fim
-    from transformers_codellama.training import fim_collator as training_collator
-    from transformers_codellama.training import tiny_model as training_tiny_model
-
-    for old, new in ((fim, training_fim), (fim_collator, training_collator), (tiny_model, training_tiny_model)):
-        assert old.__all__ == new.__all__ and all(getattr(old, name) is getattr(new, name) for name in old.__all__)
-    result = subprocess.run(
-        [sys.executable, "-m", "transformers_codellama.tiny_model", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "--steps" in result.stdout
+def test_meta_export_names_a_weights_file_without_params(tmp_path):
+    weights = tmp_path / "weights.safetensors"
+    save_file({"norm.weight": torch.ones(4)}, str(weights))
+    with pytest.raises(ValueError, match=r"weights\.safetensors: no 'params' in the file's metadata"):
+        write_meta_checkpoint(tmp_path / "CodeLlama-tiny", weights)

@@ -18,7 +18,7 @@ from real_data import CODELLAMA_MODEL
 
 from transformers_codellama import CodeLlamaConfig, CodeLlamaForCausalLM, CodeLlamaTokenizerFast
 from transformers_codellama.chat import chat_template_for
-from transformers_codellama.modeling_code_llama import generation_config_for
+from transformers_codellama.stopping import generation_config_for
 
 TINY_SIZES = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4}
 

@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .tiny_checkpoint import CONTEXT, write_meta_checkpoint
 from .tiny_tokenizer import TINY_MODEL_PATH
-from .training.tiny_model import CONTEXT, write_meta_checkpoint
 
 T = TypeVar("T")
 

@@ -3,10 +3,11 @@
 Code Llama changes nothing in Llama's forward pass (its RoPE base and context length are configuration), so the
 classes below only rebind the configuration class; Llama's weights layout, tensor-parallel plan and
 `_no_split_modules` are inherited unchanged. What Code Llama does change is when generation stops: infilling ends
-with `▁<EOT>` and the 70B Instruct chat with `<step>`, which `generation_config_for` records.
+with `▁<EOT>` and the 70B Instruct chat with `<step>`, which `stopping.generation_config_for` records.
 
-This module imports only its sibling configuration module (relatively), so `save_pretrained` can copy it beside
-the weights and a machine without the plugin can load it with `trust_remote_code=True`.
+Besides transformers' Llama classes, this module imports only its sibling `configuration_code_llama` (relatively,
+and that one only `releases`), so `save_pretrained` can copy them beside the weights and a machine without the
+plugin can load them with `trust_remote_code=True`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ from typing import Any
 from transformers import LlamaForCausalLM, LlamaModel
 
 from .configuration_code_llama import MODEL_AUTO_MAP, CodeLlamaConfig
-
-# Defined with the stop rule (the converter writes them without importing the model code); importable here too.
-from .stopping import generation_config_for, stop_token_ids
 
 
 class CodeLlamaModel(LlamaModel):
@@ -56,9 +54,6 @@ class CodeLlamaForCausalLM(LlamaForCausalLM):
 
 
 __all__ = [
-    "MODEL_AUTO_MAP",
     "CodeLlamaForCausalLM",
     "CodeLlamaModel",
-    "generation_config_for",
-    "stop_token_ids",
 ]

@@ -23,7 +23,7 @@ def load_default_model(dtype: Any = "auto") -> tuple[Any, Any]:
     import transformers_codellama  # noqa: F401  (registers Code Llama with the Auto classes)
 
     from ..conversion.convert import convert
-    from ..training.tiny_model import CONTEXT, write_meta_checkpoint
+    from ..tiny_checkpoint import CONTEXT, write_meta_checkpoint
 
     with tempfile.TemporaryDirectory(prefix="codellama-tiny-") as work:
         meta = write_meta_checkpoint(Path(work) / "CodeLlama-tiny")

@@ -1,11 +1,11 @@
-"""The package's small trained Code Llama (the demo's default model), and the script that trains it.
+"""The script that trains the package's small Code Llama (the demo's and the server's default model).
 
 `python -m transformers_codellama.training.tiny_model` trains a Code-Llama-shaped model (Llama architecture, the package's
 own 1000-piece tokenizer with the infilling pieces) on part of Python's standard library, with FIM examples from
 `transformers_codellama.training.fim` and `transformers.Trainer`, on a CPU, seeded. It writes the weights in Meta's layout
 (parameter names, interleaved rotary rows, bfloat16) to `data/tiny_codellama.safetensors`, which ships with the
-package, and its log to `data/tiny_codellama_training.log`. `write_meta_checkpoint` turns the shipped weights into
-a Meta checkpoint folder (`consolidated.00.pth`, `params.json`, `tokenizer.model`) for `codellama-convert`.
+package, and its log to `data/tiny_codellama_training.log`. The shipped model's shape (`PARAMS`, `CONTEXT`) and
+the writer of its Meta checkpoint folder for `codellama-convert` are in `transformers_codellama.tiny_checkpoint`.
 
 The training data mixes the paper's recipe with the single-line task the model is evaluated on: each example is
 a window of a few consecutive lines of a training file (at most `CONTEXT` tokens), laid out as
@@ -43,39 +43,23 @@ from typing import Any
 
 import torch
 
-from ..conversion import meta_writer
 from ..conversion.mapping import (
     config_kwargs,
     hf_name,
     max_context,
     meta_shapes,
     parse_params,
-    permute_rotary,
     rotary_heads,
     unpermute_rotary,
 )
 from ..stdlib_corpus import stdlib_paths
+from ..tiny_checkpoint import CONTEXT, PARAMS, WEIGHTS_PATH
 from ..tiny_tokenizer import TINY_MODEL_PATH
 from .fim import FimSplit, draw_split, fim_layouts
 
-DATA = Path(__file__).parent.parent / "data"
-WEIGHTS_PATH = DATA / "tiny_codellama.safetensors"
-LOG_PATH = DATA / "tiny_codellama_training.log"
+LOG_PATH = WEIGHTS_PATH.with_name("tiny_codellama_training.log")
 
 SEED = 20261129
-CONTEXT = 192  # training context in tokens; prompts for this model should fit in it
-# Meta's params.json fields for the shipped model.
-PARAMS: dict[str, Any] = {
-    "dim": 128,
-    "n_layers": 8,
-    "n_heads": 8,
-    "n_kv_heads": 8,
-    "multiple_of": 32,
-    "ffn_dim_multiplier": None,
-    "norm_eps": 1e-5,
-    "rope_theta": 10000.0,
-    "vocab_size": -1,
-}
 # Fractions of windows laid out as a random character split, a single whole line, or left to right.
 MIX = {"char": 0.2, "line": 0.7, "plain": 0.1}
 # Share of SPM among the single-line examples (character splits use the paper's half and half).
@@ -162,8 +146,8 @@ def training_examples(texts: Sequence[str], tokenizer: Any, *, seed: int, contex
 
 
 # ------------------------------------------------------------------------------------------------------ model
-# Meta's names, rotary layout and FFN width come from the converter's own tables (`conversion.mapping`), and the
-# checkpoint folder from its writer (`conversion.meta_writer`): the tiny model is laid out as the converter reads.
+# Meta's names, rotary layout and FFN width come from the converter's own tables (`conversion.mapping`): the tiny
+# model is saved laid out as the converter reads.
 def hf_config(params: dict[str, Any], vocab_size: int) -> Any:
     """The `CodeLlamaConfig` that `codellama-convert` writes for `params` (so training and conversion agree)."""
     from ..configuration_code_llama import CodeLlamaConfig
@@ -189,21 +173,6 @@ def meta_state_dict(model: Any, params: dict[str, Any]) -> dict[str, torch.Tenso
             tensor = unpermute_rotary(tensor, heads)
         out[meta_name] = tensor.detach().to(torch.bfloat16).contiguous()
     return out
-
-
-def write_meta_checkpoint(directory: Path, weights: Path = WEIGHTS_PATH) -> Path:
-    """Write the shipped trained model as a Meta checkpoint folder: `consolidated.00.pth`, `params.json`,
-    `tokenizer.model` (the input `codellama-convert` takes)."""
-    from safetensors import safe_open
-
-    with safe_open(str(weights), framework="pt") as handle:
-        params = parse_params(json.loads(handle.metadata()["params"]), source=str(weights))
-        hf_weights: dict[str, torch.Tensor] = {}
-        for meta_name in handle.keys():  # noqa: SIM118  # safe_open has no iter
-            tensor, heads = handle.get_tensor(meta_name), rotary_heads(meta_name, params)
-            # The writer takes Hugging Face's layout: its un-permute gives back exactly these rows.
-            hf_weights[str(hf_name(meta_name))] = tensor if heads is None else permute_rotary(tensor, heads)
-    return meta_writer.write_meta_checkpoint(directory, params, hf_weights, tokenizer_model=TINY_MODEL_PATH)
 
 
 # ------------------------------------------------------------------------------------------------------ training
@@ -368,14 +337,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 __all__ = [
-    "CONTEXT",
-    "DATA",
     "LINE_SPM_RATE",
     "LOG_PATH",
     "MIX",
-    "PARAMS",
     "SEED",
-    "WEIGHTS_PATH",
     "build_parser",
     "eot_weighted_loss",
     "hf_config",
@@ -384,7 +349,6 @@ __all__ = [
     "meta_state_dict",
     "stdlib_files",
     "training_examples",
-    "write_meta_checkpoint",
 ]
 
 
