@@ -16,7 +16,7 @@ from transformers_codellama.serving.engines.host import default_threads
 from transformers_codellama.serving.engines.sampling import SamplingParams, TokenChooser
 from transformers_codellama.serving.engines.speculation import DraftPlanner, NgramIndex, PromptLookup
 from transformers_codellama.serving.engines.torch_batch.engine import MAX_ROWS, TorchEngine, cache_bytes_per_token
-from transformers_codellama.tiny_model import CONTEXT
+from transformers_codellama.tiny_checkpoint import CONTEXT
 
 LOOKUP = PromptLookup(draft_tokens=4, ngram=2)
 
@@ -99,7 +99,7 @@ def trained(tmp_path_factory):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from transformers_codellama.conversion.convert import convert
-    from transformers_codellama.tiny_model import write_meta_checkpoint
+    from transformers_codellama.tiny_checkpoint import write_meta_checkpoint
 
     root = tmp_path_factory.mktemp("trained")
     meta = write_meta_checkpoint(root / "CodeLlama-tiny")
