@@ -217,6 +217,18 @@ def _front_pids() -> set[int]:
     return {p.pid for p in psutil.process_iter(["cmdline"]) if "CodeLlamaFront" in " ".join(p.info["cmdline"] or [])}
 
 
+def _wait_replaced(cluster: str, victim: str, survivor: set[str]) -> None:
+    """Requests keep succeeding while Ray replaces the killed replica `victim`, until two replicas run again."""
+    started = time.monotonic()
+    while time.monotonic() - started < 60:
+        assert _ask(cluster, "import os\n", "\n", stream=False, max_tokens=4) is not None
+        live = _live_replicas()
+        if victim not in live and len(live) == 2 and _ready(cluster):
+            break
+        time.sleep(0.2)
+    assert victim not in live and len(live) == 2 and survivor <= live
+
+
 def test_a_killed_replica_is_replaced_while_requests_keep_succeeding(cluster):
     front_pids = _front_pids()
     body = {"model": NAME, "prompt": "def main(", "max_tokens": 2000, "stream": True}
@@ -229,12 +241,26 @@ def test_a_killed_replica_is_replaced_while_requests_keep_succeeding(cluster):
         os.kill(_replica_pid(victim), signal.SIGKILL)
         rest = [line for line in lines if line.startswith("data:")]
     assert rest and '"error"' in rest[-1], rest[-3:]  # OpenAI's error event ends the stream, no hang
-    started = time.monotonic()
-    while time.monotonic() - started < 60:  # requests keep succeeding while Ray replaces the replica
-        assert _ask(cluster, "import os\n", "\n", stream=False, max_tokens=4) is not None
-        live = _live_replicas()
-        if victim not in live and len(live) == 2 and _ready(cluster):
-            break
-        time.sleep(0.2)
-    assert victim not in live and len(live) == 2 and survivor <= live
+    _wait_replaced(cluster, victim, survivor)
     assert front_pids == _front_pids()
+
+
+def test_an_ollama_stream_cut_by_a_dead_replica_ends_with_its_error_line(cluster):
+    """Ollama's JSON lines end with Ollama's `{"error": ...}` line, which its client raises, as SSE streams end with
+    their protocol's error event."""
+    ollama = pytest.importorskip("ollama")
+    replicas: list[str] = []
+    client = ollama.Client(
+        host=cluster, headers=HEADERS, event_hooks={"response": [lambda r: replicas.append(r.headers[REPLICA])]}
+    )
+    parts = client.generate(
+        model=NAME, prompt="def main(", stream=True, options={"num_predict": 2000, "temperature": 0}
+    )
+    assert next(parts).done is False
+    victim = replicas[0]
+    survivor = _live_replicas() - {victim}
+    os.kill(_replica_pid(victim), signal.SIGKILL)
+    with pytest.raises(ollama.ResponseError, match="the replica serving this request stopped"):
+        for _ in parts:
+            pass
+    _wait_replaced(cluster, victim, survivor)

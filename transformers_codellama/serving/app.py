@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -52,11 +52,11 @@ def create_app(
     facts: ModelFacts,
     *,
     model_name: str,
-    api_key: str | None = None,
     max_tokens_cap: int = DEFAULT_MAX_TOKENS_CAP,
     max_choices: int = DEFAULT_MAX_CHOICES,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    cors_origins: list[str] | None = None,
+    cors_origins: Sequence[str] = (),
+    api_key: str | None = None,
 ) -> FastAPI:
     """The server as an ASGI app over an `engine` (not started yet), the `tokenizer` prompts are built with, and the
     `facts` the endpoints report of the model (`loading.load` or `loading.torch_served` build all three).
@@ -69,11 +69,11 @@ def create_app(
         tokenizer: The model's tokenizer (`CodeLlamaTokenizerFast` or `CodeLlamaTokenizer`).
         facts: What the endpoints report or check of the model (dtype, device, whether it can infill).
         model_name: The name clients use for it (`model` in requests, `/v1/models`).
-        api_key: Require `Authorization: Bearer <api_key>` on every endpoint but `/health`.
         max_tokens_cap: The most tokens one choice may generate.
         max_choices: The most choices one request may ask for.
         max_body_bytes: The largest request body accepted.
         cors_origins: Origins allowed by CORS (off when empty).
+        api_key: Require `Authorization: Bearer <api_key>` on every endpoint but `/health`.
     """
     settings = ServerSettings(
         model_name=model_name,
@@ -81,7 +81,7 @@ def create_app(
         max_tokens_cap=max_tokens_cap,
         max_choices=max_choices,
         max_body_bytes=max_body_bytes,
-        cors_origins=list(cors_origins or []),
+        cors_origins=list(cors_origins),
     )
     measured = metrics.Metrics()
     metered = metrics.MeteredEngine(engine, measured)

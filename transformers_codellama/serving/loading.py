@@ -9,7 +9,10 @@ one more class satisfying `engines.base.Engine` and one more line in `load`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 from .defaults import DEFAULT_MAX_QUEUE, DEFAULT_PREFIX_CACHE_TOKENS
 from .engines.base import Engine, ModelFacts, Tokenizer
@@ -47,7 +50,7 @@ class ServedModel(NamedTuple):
     facts: ModelFacts
 
 
-def torch_served(model: Any, tokenizer: Tokenizer, options: EngineOptions | None = None) -> ServedModel:
+def torch_served(model: PreTrainedModel, tokenizer: Tokenizer, options: EngineOptions | None = None) -> ServedModel:
     """A loaded transformers `model` (eval mode, on its device) and its `tokenizer`, served by the torch batch
     engine."""
     from .engines.torch_batch.engine import TorchEngine, model_facts

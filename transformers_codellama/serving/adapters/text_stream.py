@@ -24,12 +24,13 @@ from typing import Any
 
 from ...infilling import SENTINEL
 from ...sentencepiece_backend import is_byte_piece
+from ..engines.base import Tokenizer
 
 _INCOMPLETE = "\ufffd"
 _BYTE_IDS: weakref.WeakKeyDictionary[Any, frozenset[int]] = weakref.WeakKeyDictionary()
 
 
-def _byte_ids(tokenizer: Any) -> frozenset[int]:
+def _byte_ids(tokenizer: Tokenizer) -> frozenset[int]:
     """The ids of `tokenizer`'s byte-fallback pieces (`<0x00>`...`<0xFF>`), found once per tokenizer."""
     found = _BYTE_IDS.get(tokenizer)
     if found is None:
@@ -48,7 +49,7 @@ class IncrementalDecoder:
             `decode_infill` decodes a middle); False for chat answers (decoded alone).
     """
 
-    def __init__(self, tokenizer: Any, *, keep_leading_space: bool = True) -> None:
+    def __init__(self, tokenizer: Tokenizer, *, keep_leading_space: bool = True) -> None:
         self._tokenizer = tokenizer
         self._keep_leading_space = keep_leading_space
         self._context: list[int] = list(tokenizer.encode(SENTINEL, add_special_tokens=False))
@@ -146,7 +147,7 @@ class TextStream:
     text whether or not it is streamed. `stop_string` is set once a stop string matched (generation should end).
     """
 
-    def __init__(self, tokenizer: Any, *, keep_leading_space: bool = True, stop: Sequence[str] = ()) -> None:
+    def __init__(self, tokenizer: Tokenizer, *, keep_leading_space: bool = True, stop: Sequence[str] = ()) -> None:
         self.decoder = IncrementalDecoder(tokenizer, keep_leading_space=keep_leading_space)
         self._stops = StopStrings(stop)
         self.text = ""

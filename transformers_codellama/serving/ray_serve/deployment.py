@@ -37,6 +37,7 @@ from ray import serve
 from ray.exceptions import RayError
 from ray.serve._private.http_util import ASGIAppReplicaWrapper
 from ray.serve.config import AutoscalingConfig, RequestRouterConfig
+from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
@@ -214,11 +215,11 @@ class FrontApp:
     """The front's ASGI app: read the body, route by its prompt, relay the replica's messages, end failures in the
     protocol's shape."""
 
-    def __init__(self, replicas: Any, *, max_body_bytes: int, attempts: int = 3) -> None:
+    def __init__(self, replicas: DeploymentHandle, *, max_body_bytes: int, attempts: int = 3) -> None:
         from ..app import ADAPTERS, DEFAULT_ERRORS
         from ..http.error_shapes import ErrorShapes
 
-        self.replicas = replicas.options(stream=True)
+        self.replicas: Any = replicas.options(stream=True)  # a streaming handle: `.remote` gives a generator
         self.shapes = ErrorShapes(ADAPTERS, DEFAULT_ERRORS)
         self.max_body_bytes = max_body_bytes
         self.attempts = attempts
@@ -285,7 +286,7 @@ class _Relay(Response):
 class CodeLlamaFront:
     """The HTTP ingress with prefix routing: a few lines of I/O per request, no model."""
 
-    def __init__(self, replicas: Any, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(self, replicas: DeploymentHandle, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self.front = FrontApp(replicas, max_body_bytes=max_body_bytes)
 
     async def __call__(self, request: Request) -> Response:

@@ -161,10 +161,14 @@ def _only(fields: Sequence[str] | None, result: dict[str, Any]) -> dict[str, Any
     return kept
 
 
+# The engine request's fields as llama.cpp spells them (the sampling ones share their names).
+ENGINE_FIELDS = {"logprobs": "n_probs"}
+
+
 def _fields(body: LlamaCppOptions, *, prompt: str = "input_prefix", suffix: str = "input_suffix") -> Fields:
     """The request's field names, with the budget field it actually sent (`n_predict` or an alias)."""
     sent = next((name for name in BUDGET_FIELDS if getattr(body, name) is not None), BUDGET_FIELDS[0])
-    return Fields(prompt=prompt, suffix=suffix, max_tokens=sent)
+    return Fields(prompt=prompt, suffix=suffix, max_tokens=sent, engine=ENGINE_FIELDS)
 
 
 def _prompt(server: Server, body: InfillRequest, max_new_tokens: int, fields: Fields) -> Prompt:

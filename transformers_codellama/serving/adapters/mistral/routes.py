@@ -36,7 +36,12 @@ from .schema import FimRequest
 
 router = APIRouter()
 ADAPTER = Adapter(router, errors=OPENAI)
-FIELDS = Fields(prompt="prompt", suffix="suffix", max_tokens="max_tokens")
+FIELDS = Fields(
+    prompt="prompt",
+    suffix="suffix",
+    max_tokens="max_tokens",
+    engine={"min_new_tokens": "min_tokens", "sampling.seed": "random_seed"},
+)
 
 
 @router.post("/v1/fim/completions", response_model=None)

@@ -49,8 +49,10 @@ from .schema import OllamaChatRequest, OllamaGenerateRequest, OllamaOptions, Oll
 
 router = APIRouter()
 ADAPTER = Adapter(router, errors=OLLAMA, paths_under=("/api/",))
-GENERATE_FIELDS = Fields(prompt="prompt", suffix="suffix", max_tokens="options.num_predict")
-CHAT_FIELDS = Fields(prompt="messages", suffix="messages", max_tokens="options.num_predict")
+# The engine request's fields as Ollama spells them: the sampling ones are `options`.
+ENGINE_FIELDS = {f"sampling.{name}": f"options.{name}" for name in ("temperature", "top_p", "top_k", "seed")}
+GENERATE_FIELDS = Fields(prompt="prompt", suffix="suffix", max_tokens="options.num_predict", engine=ENGINE_FIELDS)
+CHAT_FIELDS = Fields(prompt="messages", suffix="messages", max_tokens="options.num_predict", engine=ENGINE_FIELDS)
 MAX_TOP_LOGPROBS = 20  # Ollama's limit
 INFILL_TEMPLATE = "<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>"  # Ollama's Code Llama template, as /api/show says
 

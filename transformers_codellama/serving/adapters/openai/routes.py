@@ -60,7 +60,9 @@ from .schema import (
 router = APIRouter()
 ADAPTER = Adapter(router, errors=OPENAI, paths_under=("/v1/",))
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for completions
-COMPLETION_FIELDS = Fields(prompt="prompt", suffix="suffix", max_tokens="max_tokens")
+COMPLETION_FIELDS = Fields(
+    prompt="prompt", suffix="suffix", max_tokens="max_tokens", engine={"prompt_logprobs": "echo"}
+)
 
 
 def body_of(payload: Any) -> dict[str, Any]:

@@ -41,7 +41,17 @@ router = APIRouter()
 ADAPTER = Adapter(router, errors=TGI)
 DEFAULT_MAX_NEW_TOKENS = 100  # TGI's default when a request sets none
 # TGI marks the middle inside `inputs` (`<FILL_ME>` or an editor template): there is no suffix field of its own.
-FIELDS = Fields(prompt="inputs", suffix="inputs", max_tokens="parameters.max_new_tokens")
+# The engine request's fields as TGI spells them: under `parameters`, TGI's frequency penalty the relative one.
+ENGINE_FIELDS = {
+    "logprobs": "parameters.details",
+    "prompt_logprobs": "parameters.decoder_input_details",
+    "sampling.relative_frequency_penalty": "parameters.frequency_penalty",
+    **{
+        f"sampling.{name}": f"parameters.{name}"
+        for name in ("temperature", "top_p", "top_k", "seed", "repetition_penalty")
+    },
+}
+FIELDS = Fields(prompt="inputs", suffix="inputs", max_tokens="parameters.max_new_tokens", engine=ENGINE_FIELDS)
 
 
 def _full_text(prompt: Prompt, text: str) -> str:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, PreTrainedModel
 from transformers.cache_utils import Cache, DynamicLayer
 
 from .prefix_cache import KeyValues
@@ -46,7 +46,7 @@ def state_of(cache: DynamicCache) -> KeyValues:
     return [(layer.keys, layer.values) for layer in cache.layers]  # type: ignore[union-attr,misc]
 
 
-def forward(model: Any, cache: Any, **inputs: Any) -> Any:
+def forward(model: PreTrainedModel, cache: Any, **inputs: Any) -> Any:
     """`model(**inputs)` extending `cache` in place; the model's output (its `logits`)."""
     # transformers renamed the forward's `past_key_values` argument to `cache` (5.2x); older releases know only the
     # first name, newer ones warn on it.
@@ -92,7 +92,7 @@ class _BufferLayer(DynamicLayer):
         return self.view(self.rows, self.start, end)
 
 
-def _split_head(model: Any) -> tuple[Any, torch.Tensor] | None:
+def _split_head(model: PreTrainedModel) -> tuple[Any, torch.Tensor] | None:
     """(decoder, output weight) when `model`'s logits are exactly `lm_head(decoder(...))` with a plain linear head
     on the CPU (a Llama: Code Llama's own class included), else None."""
     from transformers import LlamaForCausalLM
@@ -111,7 +111,7 @@ class DecodeBatch(Generic[Row]):
         rows: how many rows the buffers hold at first (the engine's batch size; more grow them).
     """
 
-    def __init__(self, model: Any, rows: int = 8) -> None:
+    def __init__(self, model: PreTrainedModel, rows: int = 8) -> None:
         self.model = model
         self._split = _split_head(model)
         self._row_capacity = max(1, rows)

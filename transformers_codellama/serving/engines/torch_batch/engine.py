@@ -40,7 +40,7 @@ from collections import deque
 from typing import Any
 
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, PreTrainedModel
 
 from ...defaults import DEFAULT_MAX_QUEUE, DEFAULT_PREFIX_CACHE_TOKENS
 from ..base import (
@@ -82,7 +82,7 @@ def cache_bytes_per_token(config: Any, dtype: torch.dtype) -> int:
     return 2 * int(config.num_hidden_layers) * heads * head_dim * torch.empty((), dtype=dtype).element_size()
 
 
-def model_facts(model: Any, tokenizer: Tokenizer) -> ModelFacts:
+def model_facts(model: PreTrainedModel, tokenizer: Tokenizer) -> ModelFacts:
     """The facts the endpoints report of a loaded transformers `model` and its `tokenizer`."""
     from ....infilling import cannot_infill
 
@@ -116,7 +116,7 @@ class TorchEngine:
 
     def __init__(
         self,
-        model: Any,
+        model: PreTrainedModel,
         *,
         max_batch_size: int = 0,
         prefix_cache_tokens: int = DEFAULT_PREFIX_CACHE_TOKENS,

@@ -12,7 +12,7 @@ class Row:
     """A request as the scheduler sees it: its stream, how it chooses tokens, and how its drafts fare.
 
     Args:
-        stream: the client's side, where its ids go.
+        stream: the client's side, where its ids go (and its `request`).
         speculation: the engine's prompt-lookup settings, or None (no drafts).
 
     Attributes:
@@ -26,6 +26,7 @@ class Row:
     def __init__(self, stream: EngineStream, speculation: PromptLookup | None) -> None:
         request = stream.request
         self.stream = stream
+        self.request: EngineRequest = request
         self.chooser = TokenChooser(
             request.sampling,
             request.prompt_ids,
@@ -41,10 +42,6 @@ class Row:
         self.generated = 0
         self.acceptance = Acceptance.START
         self.drafted = self.accepted = 0
-
-    @property
-    def request(self) -> EngineRequest:
-        return self.stream.request
 
     @property
     def cancelled(self) -> bool:
