@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -12,18 +13,26 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from transformers_codellama.stdlib_corpus import stdlib_sources
-
 REPO = Path(__file__).resolve().parent.parent
-# Where Meta's real tokenizer models are is the tests' fact (`tests/real_data.py`); the benchmarks read it there.
 sys.path.insert(0, str(REPO / "tests"))
-from real_data import SHARED_DATA  # noqa: E402
-
 RESULTS_DIR = Path(os.environ.get("BENCH_RESULTS_DIR", REPO / "benchmarks" / "results"))
+SHARED_DATA: Path  # read from the tests on first use, by `__getattr__` below
+
+
+def __getattr__(name: str) -> object:
+    # Where Meta's real tokenizer models are is the tests' fact (`tests/real_data.py`), read there on first use:
+    # real_data imports the package (torch, transformers), which `run_all.py --report` does not need.
+    if name == "SHARED_DATA":
+        from real_data import SHARED_DATA
+
+        return SHARED_DATA
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def real_code(megabytes: float) -> list[str]:
     """Python standard library sources (whole files, sorted) adding up to about `megabytes` MB."""
+    from transformers_codellama.stdlib_corpus import stdlib_sources
+
     return stdlib_sources(max_bytes=int(megabytes * 1e6))
 
 
@@ -86,10 +95,11 @@ def machine() -> str:
 
 
 def save(name: str, results: dict) -> Path:
-    """Write a benchmark's results as JSON for the report."""
+    """Write a benchmark's results as JSON for the report, with the machine and the day (UTC) they were measured."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine(), **results}, indent=2) + "\n")
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    path.write_text(json.dumps({"machine": machine(), "date": today, **results}, indent=2) + "\n")
     return path
 
 
