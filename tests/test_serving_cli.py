@@ -104,3 +104,33 @@ def test_max_tokens_cap(tmp_path, capsys):
         build_parser().parse_args(["m", "--max-tokens", "3"])
     assert exit_info.value.code == 2
     assert "unrecognized arguments: --max-tokens" in capsys.readouterr().err
+
+
+def test_the_names_llamacpp_vllm_and_ollama_users_type(tmp_path, capsys):
+    """`-m/--model` for the model, and each option's spellings from llama.cpp's and vLLM's servers."""
+    parse = build_parser().parse_args
+    assert parse(["-m", "path/to/model"]).model_option == "path/to/model"
+    assert parse(["--model", "path/to/model"]).model_name is None  # no longer an abbreviation of --model-name
+    for flag in ("--model-name", "--served-model-name", "--alias"):
+        assert parse([flag, "codellama:7b-code"]).model_name == "codellama:7b-code"
+    for flag in ("--max-batch-size", "--parallel", "-np", "--max-num-seqs"):
+        assert parse([flag, "4"]).max_batch_size == 4
+    assert parse(["-t", "3"]).threads == 3
+    assert parse(["--allowed-origins", "https://a.example", "--cors-origin", "https://b.example"]).cors_origin == [
+        "https://a.example",
+        "https://b.example",
+    ]
+    assert main([str(tmp_path / "one"), "--model", str(tmp_path / "two")]) == 2
+    assert "two models given" in capsys.readouterr().err
+    assert main(["--allowed-origins", '{"a": 1}']) == 2
+    assert "is not a JSON list of origins" in capsys.readouterr().err
+
+
+def test_help_names_every_protocol_and_default(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for protocol in ("/v1/completions", "/v1/fim/completions", "/infill", "/generate", "/api/generate"):
+        assert protocol in shown
+    for default in ("(default: 2048)", "(default: 16384)", f"(default: {4 * 1024 * 1024})", "(default: info)"):
+        assert default in shown

@@ -11,6 +11,7 @@ access-log line per request (token counts and time). The API key may also come f
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -42,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codellama-serve",
         allow_abbrev=False,  # `--model PATH` must not be read as `--model-name PATH`
-        description="Serve Code Llama to editors: OpenAI /v1/completions (with suffix) and /v1/chat/completions, "
-        "llama.cpp /infill, TGI /generate and /generate_stream.",
+        description="Serve Code Llama to editors with Meta's exact fill-in-the-middle: OpenAI /v1/completions (with "
+        "suffix) and /v1/chat/completions, Mistral /v1/fim/completions, llama.cpp /infill and /completion, TGI "
+        "/generate and /generate_stream, Ollama /api/generate and /api/chat.",
     )
     parser.add_argument(
         "model",
@@ -51,9 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"a converted checkpoint folder or a Hub model id (default: the package's small trained model, "
         f"served as {DEFAULT_MODEL_NAME})",
     )
+    parser.add_argument("-m", "--model", dest="model_option", metavar="MODEL", help="the same as the MODEL argument")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080; 0 picks a free one)")
-    parser.add_argument("--model-name", help="the name clients use for the model (default: the MODEL argument)")
+    parser.add_argument(
+        "--model-name",
+        "--served-model-name",
+        "--alias",
+        dest="model_name",
+        help="the name clients use for the model (default: the MODEL argument)",
+    )
     parser.add_argument(
         "--api-key", help=f"require 'Authorization: Bearer <key>' on every endpoint but /health (or set {API_KEY_ENV})"
     )
@@ -63,16 +72,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-tokens-cap",
         type=int,
         default=DEFAULT_MAX_TOKENS_CAP,
-        help="the most tokens one completion may generate; larger max_tokens/n_predict/max_new_tokens are lowered to it",
+        help="the most tokens one completion may generate; larger max_tokens/n_predict/max_new_tokens are lowered to it "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--max-batch-size",
+        "--parallel",
+        "-np",
+        "--max-num-seqs",
+        dest="max_batch_size",
         type=int,
         default=0,
         help="requests decoded together at most (default: 0, as many as the cache memory holds, up to 256)",
     )
     parser.add_argument(
         "--threads",
+        "-t",
         type=int,
         default=0,
         help="torch threads (default: 0, the cores this process may use less those busy with other work)",
@@ -95,11 +110,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_PREFIX_CACHE_TOKENS,
         help="prompt-state cache budget, in tokens (default: %(default)s)",
     )
-    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest request body")
     parser.add_argument(
-        "--cors-origin", action="append", default=[], help="allow this origin through CORS (repeatable; default: off)"
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="the largest request body, in bytes (default: %(default)s)",
     )
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.add_argument(
+        "--cors-origin",
+        "--allowed-origins",
+        dest="cors_origin",
+        action="append",
+        default=[],
+        help="allow this origin through CORS (repeatable, or a JSON list as vLLM takes it; default: off)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="the server's log level (default: %(default)s)",
+    )
     ray = parser.add_argument_group('Ray Serve (pip install ".[ray]"; docs/serving_ray.md)')
     ray.add_argument("--ray", action="store_true", help="serve on Ray Serve: one engine per replica, same routes")
     ray.add_argument("--ray-address", help="join this cluster (auto, ray://host:10001) instead of starting one")
@@ -123,6 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Load the model and tokenizer, build the app and run it with uvicorn until interrupted."""
     args = build_parser().parse_args(argv)
+    if args.model_option is not None:
+        if args.model is not None and args.model != args.model_option:
+            print(
+                f"codellama-serve: error: two models given: {args.model} and --model {args.model_option}; give one",
+                file=sys.stderr,
+            )
+            return 2
+        args.model = args.model_option
+    try:
+        args.cors_origin = _origins(args.cors_origin)
+    except ValueError as error:
+        print(f"codellama-serve: error: --allowed-origins: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     for name, value in (
         ("--port", args.port),
@@ -199,6 +242,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     server.run()
     return 0
+
+
+def _origins(values: Sequence[str]) -> list[str]:
+    """The CORS origins of `--cors-origin` values: each an origin, or a JSON list of them (vLLM's `--allowed-origins`)."""
+    origins: list[str] = []
+    for value in values:
+        if not value.lstrip().startswith(("[", "{")):
+            origins.append(value)
+            continue
+        try:
+            listed = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{value!r} is not a JSON list of origins ({error})") from None
+        if not isinstance(listed, list) or not all(isinstance(origin, str) for origin in listed):
+            raise ValueError(f"{value!r} is not a JSON list of origins")
+        origins += listed
+    return origins
 
 
 def _bound(server: object, host: str, port: int) -> tuple[str, int]:
